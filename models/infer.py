@@ -1,0 +1,100 @@
+"""Batched inference: L at render size -> ab at the model's output resolution, and the
+Beam ModelHandler that RunInference uses (the model loads once per worker process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, Colorizer, normalize_l
+from models.registry import load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How logits become ab: annealed-mean temperature, method, and output strength."""
+
+    temperature: float = DEFAULT_TEMPERATURE
+    method: str = "annealed"  # annealed | mean | mode
+    strength: float = 1.0
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda if present, else cpu (with a log line saying so)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        log.info("no CUDA device found: running the model on CPU")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def predict(
+    model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings, with_probs: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """L (N, S, S) in [0, 100] -> ab (N, h, w, 2) float32 at the model's output resolution,
+    and for classification models with `with_probs` the bin probabilities (N, h, w, Q) at T=1.
+
+    One host->device copy and one device->host copy per batch.
+    """
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(l_batch, dtype=np.float32))[:, None].to(device)
+    out = model(normalize_l(x))
+    ab = model.decode(out, temperature=settings.temperature, method=settings.method)
+    probs = None
+    if with_probs and isinstance(model, ClassificationColorizer):
+        probs = model.probabilities(out).permute(0, 2, 3, 1).cpu().numpy()
+    return ab.float().permute(0, 2, 3, 1).cpu().numpy(), probs
+
+
+def predict_ab(model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+    """predict() without probabilities."""
+    return predict(model, l_batch, settings)[0]
+
+
+class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
+    """RunInference handler: examples are L arrays (S, S); inferences ab (h, w, 2), or
+    (ab, probabilities) with `with_probs` for classification models."""
+
+    def __init__(
+        self,
+        model: str | None,
+        weights: str | None,
+        device: str = "auto",
+        settings: DecodeSettings = DecodeSettings(),
+        min_batch_size: int = 1,
+        max_batch_size: int = 8,
+        with_probs: bool = False,
+    ):
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+        self.model_name, self.weights, self.device_name = model, weights, device
+        self.settings, self.with_probs = settings, with_probs
+        self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+
+    def load_model(self) -> Colorizer:
+        device = resolve_device(self.device_name)
+        model, config = load_model(self.model_name, self.weights, str(device))
+        log.info("loaded %s (%s) on %s", config["name"], config["weights"], device)
+        return model
+
+    def run_inference(
+        self, batch: Sequence[np.ndarray], model: Colorizer, inference_args: dict | None = None
+    ) -> Iterable[PredictionResult]:
+        ab, probs = predict(model, np.stack(batch), self.settings, self.with_probs)
+        if probs is None:
+            return [PredictionResult(x, y) for x, y in zip(batch, ab, strict=True)]
+        return [PredictionResult(x, (y, p)) for x, y, p in zip(batch, ab, probs, strict=True)]
+
+    def batch_elements_kwargs(self) -> dict:
+        return dict(self._batch)
+
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return sum(x.nbytes for x in batch)

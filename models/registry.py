@@ -1,0 +1,119 @@
+"""Models by name, and checkpoints that build their model from their own config.
+
+A checkpoint is `{"config": {...}, "state_dict": {...}}`; `config["name"]` picks the builder.
+A bare state_dict (e.g. Zhang's released `colorization_release_v2-9b330a0b.pth`) loads too,
+given the model name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import fsspec
+import torch
+
+from models.base import DEFAULT_TEMPERATURE, Colorizer
+from models.eccv16 import ECCV16
+from models.small import ECCV16Small, Regression
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "eccv16-small"
+
+BUILDERS: dict[str, Callable[..., Colorizer]] = {
+    "eccv16": lambda cfg: ECCV16(num_bins=cfg.get("num_bins", 313)),
+    "eccv16-small": lambda cfg: ECCV16Small(
+        width=cfg.get("width", 0.25), num_bins=cfg.get("num_bins")
+    ),
+    "regression": lambda cfg: Regression(width=cfg.get("width", 0.25)),
+}
+
+# The weights this project trained and ships (models/weights/<file>, with a model card).
+SHIPPED = {"eccv16-small": "eccv16-small.pt", "regression": "regression.pt"}
+
+
+def names() -> list[str]:
+    """Registered model names."""
+    return sorted(BUILDERS)
+
+
+def build(config: dict) -> Colorizer:
+    """A fresh model from a config dict (needs at least "name")."""
+    name = config.get("name")
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(names())}")
+    return BUILDERS[name](config)
+
+
+def default_weights(name: str) -> str | None:
+    """Path of the shipped weights for `name`, or None if none ship."""
+    fname = SHIPPED.get(name)
+    path = WEIGHTS_DIR / fname if fname else None
+    return str(path) if path and path.exists() else None
+
+
+def read_checkpoint(uri: str) -> tuple[dict, str]:
+    """Load a checkpoint from any fsspec URL on CPU; returns (object, sha256 of the bytes)."""
+    with fsspec.open(uri, "rb") as f:
+        data = f.read()
+    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return obj, hashlib.sha256(data).hexdigest()
+
+
+def load_model(
+    name: str | None = None, weights: str | None = None, device: str = "cpu"
+) -> tuple[Colorizer, dict]:
+    """Build a model and load its weights; returns (model in eval mode, config).
+
+    weights=None uses the shipped weights of `name` (default model if name is None).
+    The config gains "weights" (URI) and "weights_sha256".
+    """
+    name = name or DEFAULT_MODEL
+    uri = weights or default_weights(name)
+    if uri is None:
+        raise FileNotFoundError(
+            f"no weights for {name!r}: pass --weights PATH_OR_URL (shipped: {sorted(SHIPPED)})"
+        )
+    obj, sha = read_checkpoint(uri)
+    if isinstance(obj, dict) and "state_dict" in obj and "config" in obj:
+        config, state = dict(obj["config"]), obj["state_dict"]
+        if weights and name and config.get("name") != name:
+            log.warning("checkpoint is a %s model; --model %s ignored", config["name"], name)
+    else:
+        config, state = {"name": name}, obj
+    model = build(config)
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    config.update(weights=uri, weights_sha256=sha)
+    return model.to(device).eval(), config
+
+
+def save_checkpoint(path: str, model: Colorizer, config: dict, half: bool = False, **extra) -> None:
+    """Write {"config", "state_dict", **extra} (state_dict in fp16 when half)."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v)
+        for k, v in model.state_dict().items()
+    }
+    buf = io.BytesIO()
+    torch.save({"config": config, "state_dict": state, **extra}, buf)
+    with fsspec.open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+def describe(name: str | None = None, weights: str | None = None) -> dict:
+    """The config a model would load with (name, weights URI and sha256, decode defaults),
+    without building it; render_size defaults to 256 (the eccv16 input size)."""
+    name = name or DEFAULT_MODEL
+    uri = weights or default_weights(name)
+    if uri is None:
+        raise FileNotFoundError(f"no weights for {name!r}: pass --weights PATH_OR_URL")
+    obj, sha = read_checkpoint(uri)
+    config = dict(obj["config"]) if isinstance(obj, dict) and "config" in obj else {"name": name}
+    config.setdefault("render_size", 256)
+    config.setdefault("temperature", DEFAULT_TEMPERATURE)
+    config.update(weights=uri, weights_sha256=sha)
+    return config

@@ -1,0 +1,259 @@
+"""`chromabeam train`: staged shards -> a checkpoint + model card (plain PyTorch, not Beam).
+
+Streams shards (models.data), AdamW with warm-up + cosine decay (by steps or by the time
+budget), a tqdm bar with loss and images/s, validation each epoch, `--resume` from the last
+checkpoint, `--init` to fine-tune from another model's weights, `--max-minutes` to stop
+cleanly on a time budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, normalize_l
+from models.card import write_card
+from models.data import ShardStream, count_rows, shard_files
+from models.losses import ClassificationLoss, RegressionLoss
+from models.registry import build, names, read_checkpoint, save_checkpoint
+from transforms.fileio import join, read_bytes, read_json
+from transforms.metrics import auc as auc_metric
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `train` job's options."""
+    p.add_argument("stage_dir", help="output folder of `chromabeam stage` (shards + priors)")
+    p.add_argument("output", help="run folder: checkpoint.pt, model.pt, MODEL.md, metrics.json")
+    p.add_argument("--model", default="eccv16-small", choices=names())
+    p.add_argument("--width", type=float, default=0.25, help="width multiplier (small models)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up + cosine)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--crop", type=int, default=None, help="random crop side (default: full)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--no-rebalance", action="store_true", help="plain soft cross-entropy")
+    p.add_argument("--loss", default="l2", choices=["l2", "huber"], help="regression loss")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help="annealed-mean T stored in the model config (decode default)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from output/checkpoint.pt")
+    p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much time")
+    p.add_argument("--max-val", type=int, default=2000, help="validation images per epoch")
+    p.add_argument("--half", action="store_true", help="write model.pt in fp16")
+    p.add_argument(
+        "--render-size",
+        type=int,
+        default=256,
+        help="default inference input side stored in the model config",
+    )
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu (logged)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+        log.info("device: %s", name)
+    return torch.device(name)
+
+
+def make_loss(model, args, stage_dir: str) -> torch.nn.Module:
+    """The loss for the model's kind, with the staged rebalancing weights."""
+    if not isinstance(model, ClassificationColorizer):
+        return RegressionLoss(args.loss)
+    if args.no_rebalance:
+        return ClassificationLoss(None)
+    w = np.load(__import__("io").BytesIO(read_bytes(join(stage_dir, "rebalance_weights.npy"))))
+    return ClassificationLoss(torch.tensor(w, dtype=torch.float32))
+
+
+@torch.no_grad()
+def validate(model, loss_fn, loader, device, temperature: float) -> dict[str, float]:
+    """Validation loss, mean ab error and AuC (ab error CMF, t = 0..150) at the staged size."""
+    model.eval()
+    loss_sum, images, errors = 0.0, 0, []
+    for l, ab in loader:
+        l, ab = l.to(device), ab.to(device)
+        out = model(normalize_l(l))
+        loss_sum += float(loss_fn(out, ab)) * len(l)
+        images += len(l)
+        pred = model.decode(out, size=tuple(ab.shape[-2:]), temperature=temperature)
+        errors.append(torch.linalg.vector_norm(pred - ab, dim=1).flatten().cpu().numpy())
+    model.train()
+    if not errors:
+        return {}
+    err = np.concatenate(errors)
+    return {
+        "val_loss": loss_sum / images,
+        "val_ab_error": float(err.mean()),
+        "val_auc": float(auc_metric(err)),
+    }
+
+
+def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.01) -> float:
+    """Linear warm-up then cosine decay to `floor`, over progress in [0, 1].
+
+    Progress is the larger of steps done / planned and minutes used / --max-minutes, so a
+    time-budgeted run still ends with an annealed learning rate.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return max(floor, progress / warmup)
+    cos = 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
+    return floor + (1.0 - floor) * cos
+
+
+def _priors_hash(stage_dir: str) -> str:
+    return hashlib.sha256(read_bytes(join(stage_dir, "priors.json"))).hexdigest()[:16]
+
+
+def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
+    """Train to completion (or the time budget); returns the final metrics."""
+    if beam_args:
+        raise SystemExit(f"train: unrecognised arguments: {' '.join(beam_args)}")
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    files = shard_files(args.stage_dir)
+    n_train, n_val = count_rows(files, "train"), count_rows(files, "val")
+    log.info("%d shards: %d train / %d val rows", len(files), n_train, n_val)
+    priors = read_json(join(args.stage_dir, "priors.json"))
+    config = {
+        "name": args.model,
+        "width": args.width,
+        "num_bins": priors["num_bins"],
+        "priors_sha256": _priors_hash(args.stage_dir),
+        "temperature": args.temperature,
+        "train_size": args.crop or None,
+        "render_size": args.render_size,
+        "prior": priors["empirical"],
+    }
+    model = build(config).to(device)
+    if args.init:
+        obj, _ = read_checkpoint(args.init)
+        model.load_state_dict(obj["state_dict"] if "state_dict" in obj else obj)
+        log.info("initialised from %s", args.init)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, math.ceil(n_train / args.batch_size))
+    total_steps = args.epochs * steps_per_epoch
+    loss_fn = make_loss(model, args, args.stage_dir).to(device)
+    history: list[dict] = []
+    start_epoch, step, elapsed = 0, 0, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
+        elapsed = ck.get("elapsed", 0.0)
+        log.info("resumed at epoch %d, step %d", start_epoch, step)
+    train_ds = ShardStream(files, "train", crop=args.crop, train=True, seed=args.seed)
+    val_ds = ShardStream(files, "val", train=False)
+    val_loader = DataLoader(_Take(val_ds, args.max_val), batch_size=64)
+    t0 = time.time() - elapsed
+    budget = args.max_minutes * 60 if args.max_minutes else float("inf")
+    stopped_early = False
+    model.train()
+    for epoch in range(start_epoch, args.epochs):
+        train_ds.set_epoch(epoch)
+        bar = tqdm(
+            DataLoader(train_ds, batch_size=args.batch_size),
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{args.epochs}",
+            dynamic_ncols=True,
+            mininterval=2.0,
+        )
+        running, seen, t_epoch = 0.0, 0, time.time()
+        for l, ab in bar:
+            l, ab = l.to(device, non_blocking=True), ab.to(device, non_blocking=True)
+            loss = loss_fn(model(normalize_l(l)), ab)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = args.lr * lr_factor(
+                    max(step / total_steps, (time.time() - t0) / budget)
+                )
+            opt.step()
+            step += 1
+            seen += len(l)
+            running = 0.98 * running + 0.02 * loss.item() if seen > len(l) else loss.item()
+            bar.set_postfix(loss=f"{running:.3f}", img_s=f"{seen / (time.time() - t_epoch):.0f}")
+            if time.time() - t0 > budget:
+                stopped_early = True
+                break
+        metrics = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": running,
+            "minutes": (time.time() - t0) / 60,
+            **validate(model, loss_fn, val_loader, device, args.temperature),
+        }
+        history.append(metrics)
+        log.info("epoch %d: %s", epoch + 1, json.dumps(metrics))
+        save_checkpoint(
+            str(ckpt_path),
+            model,
+            config,
+            optimizer=opt.state_dict(),
+            epoch=epoch + 1,
+            step=step,
+            history=history,
+            elapsed=time.time() - t0,
+        )
+        if stopped_early:
+            log.info("time budget of %.1f min reached: stopping", args.max_minutes)
+            break
+    save_checkpoint(str(out / "model.pt"), model, config, half=args.half)
+    summary = {
+        "config": config,
+        "command": "chromabeam train " + " ".join(sys.argv[2:])
+        if sys.argv[1:2] == ["train"]
+        else " ".join(sys.argv),
+        "stage_dir": args.stage_dir,
+        "train_rows": n_train,
+        "val_rows": n_val,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "minutes": (time.time() - t0) / 60,
+        "stopped_early": stopped_early,
+        "history": history,
+    }
+    write_card(out, summary)
+    return summary
+
+
+class _Take(torch.utils.data.IterableDataset):
+    """The first n items of an iterable dataset."""
+
+    def __init__(self, ds, n: int):
+        super().__init__()
+        self.ds, self.n = ds, n
+
+    def __iter__(self):
+        for i, item in enumerate(self.ds):
+            if i >= self.n:
+                return
+            yield item

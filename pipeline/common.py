@@ -1,0 +1,222 @@
+"""Beam building blocks shared by the jobs: matching files, applying a pure function to each
+file with error capture, writing row batches as Parquet, and the accounting (stats + errors)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from transforms import schema
+from transforms.decode import ImageError
+from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
+
+log = logging.getLogger(__name__)
+
+ERRORS = "errors"
+FILTERED = "filtered"
+OUTCOMES = "outcomes"
+FILTER_OUTCOMES = frozenset({schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL, schema.SKIPPED})
+
+
+class MatchFiles(beam.PTransform):
+    """An fsspec glob (or several) -> PCollection of file URLs, reshuffled across workers.
+
+    Uses fsspec rather than Beam's FileSystems so that every fsspec protocol works
+    (local, gs://, s3://, memory://). The Reshuffle spreads the files over workers.
+    """
+
+    def __init__(self, patterns: list[str]):
+        super().__init__()
+        self.patterns = list(patterns)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self.patterns)
+            | "Expand" >> beam.FlatMap(_expand_or_keep)
+            | "Reshuffle" >> beam.Reshuffle()
+        )
+
+
+def _expand_or_keep(pattern: str) -> list[str]:
+    """The files of a pattern; a pattern matching nothing is kept as is, so reading it fails
+    and it is accounted for as 'unreadable' (file not found) instead of vanishing."""
+    files = expand_glob(pattern)
+    if not files:
+        log.warning("no file matches %s", pattern)
+    return files or [pattern]
+
+
+class SafeApply(beam.DoFn):
+    """Apply a pure function to each element; never raise on bad data.
+
+    With `read=True` the element is a URI and fn gets (uri, bytes); else fn gets the element,
+    and `uri_of(element)` names it in error rows. Main output: fn's result. Tagged outputs:
+    OUTCOMES (one code per rejected input, and `success` per result when it is set),
+    FILTERED / ERRORS (rows of schema.ERROR_SCHEMA). Beam counters in namespace `job`.
+    """
+
+    def __init__(
+        self,
+        fn: Callable,
+        job: str,
+        stage: str,
+        read: bool = True,
+        success: str | None = schema.KEPT,
+        uri_of: Callable = lambda e: e["uri"],
+    ):
+        self.fn, self.job, self.stage, self.read = fn, job, stage, read
+        self.success, self.uri_of = success, uri_of
+
+    def process(self, element):
+        uri = element if self.read else self.uri_of(element)
+        try:
+            result = self.fn(uri, read_bytes(uri)) if self.read else self.fn(element)
+        except ImageError as e:
+            yield from reject(self.job, self.stage, uri, e.outcome, str(e))
+            return
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+            yield from reject(self.job, self.stage, uri, schema.UNREADABLE, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - a bad input must never fail the job
+            log.warning("unexpected failure on %s", uri, exc_info=True)
+            yield from reject(self.job, self.stage, uri, "failed", f"{type(e).__name__}: {e}")
+            return
+        if self.success:
+            Metrics.counter(self.job, self.success).inc()
+            yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
+        yield result
+
+
+def reject(job: str, stage: str, uri: str, outcome: str, reason: str):
+    """The tagged outputs that account for one rejected input."""
+    Metrics.counter(job, outcome).inc()
+    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome)
+    tag = FILTERED if outcome in FILTER_OUTCOMES else ERRORS
+    row = {
+        "uri": uri,
+        "stage": "filter" if tag == FILTERED else stage,
+        "outcome": outcome,
+        "reason": reason,
+    }
+    yield beam.pvalue.TaggedOutput(tag, row)
+
+
+def safe_apply(pcoll, fn, job: str, label: str, **kwargs):
+    """pcoll | SafeApply(fn, ...) with all tagged outputs; returns the DoOutputsTuple."""
+    stage = kwargs.pop("stage", label.lower())
+    return pcoll | label >> beam.ParDo(SafeApply(fn, job, stage, **kwargs)).with_outputs(
+        OUTCOMES, ERRORS, FILTERED, main="rows"
+    )
+
+
+def accounting_inputs(*outputs, extra_errors=()) -> dict:
+    """The tagged outputs of one or more SafeApply steps (plus extra error-row PCollections),
+    flattened per tag, as the dict WriteAccounting takes."""
+    merged = {}
+    for tag in (OUTCOMES, ERRORS, FILTERED):
+        parts = [o[tag] for o in outputs] + (list(extra_errors) if tag == ERRORS else [])
+        merged[tag] = parts[0] if len(parts) == 1 else parts | f"Merge{tag}" >> beam.Flatten()
+    return merged
+
+
+class _WriteShards(beam.DoFn):
+    """Buffer rows and write a Parquet file every `n` rows and at the end of each bundle."""
+
+    def __init__(self, out_dir: str, prefix: str, pa_schema, n: int):
+        self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
+        self.buffer: list[dict] = []
+
+    def start_bundle(self):
+        self.buffer = []
+
+    def process(self, row):
+        self.buffer.append(row)
+        if len(self.buffer) >= self.n:
+            yield self._flush()
+
+    def finish_bundle(self):
+        if self.buffer:
+            yield beam.utils.windowed_value.WindowedValue(
+                self._flush(), beam.transforms.window.GlobalWindow().max_timestamp(),
+                [beam.transforms.window.GlobalWindow()])
+
+    def _flush(self) -> str:
+        rows, self.buffer = self.buffer, []
+        return write_shard(rows, self.out_dir, self.prefix, self.schema)
+
+
+class WriteRowBatches(beam.PTransform):
+    """Write dict rows as Parquet files of at most `rows_per_file` rows (never empty).
+
+    Each worker buffers the rows of its bundle (so memory is bounded by rows_per_file) and
+    writes a file when the buffer is full or the bundle ends. No GroupIntoBatches: its
+    real-time timer makes the DirectRunner fall back to a single process.
+    """
+
+    def __init__(self, out_dir: str, prefix: str, pa_schema, rows_per_file: int):
+        super().__init__()
+        self.out_dir, self.prefix, self.schema = out_dir, prefix, pa_schema
+        self.n = rows_per_file
+
+    def expand(self, rows):
+        return rows | "Write" >> beam.ParDo(
+            _WriteShards(self.out_dir, self.prefix, self.schema, self.n)
+        )
+
+
+class SumArrays(beam.CombineFn):
+    """Element-wise sum of equally shaped numpy arrays."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, x):
+        return np.array(x, dtype=np.int64) if acc is None else acc + x
+
+    def merge_accumulators(self, accs):
+        accs = [a for a in accs if a is not None]
+        return sum(accs[1:], accs[0].copy()) if accs else None
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _write_stats(counts: list[tuple[str, int]], out_dir: str, job: str, extra: dict) -> dict:
+    outcomes = dict(sorted(counts))
+    stats = {
+        "job": job,
+        "total": sum(outcomes.values()),
+        "outcomes": outcomes,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    write_json(join(out_dir, "stats.json"), stats)
+    for tag in (ERRORS, FILTERED):  # an empty table, so readers always find one
+        write_table(join(out_dir, tag, "part-empty.parquet"), [], schema.ERROR_SCHEMA)
+    return stats
+
+
+class WriteAccounting(beam.PTransform):
+    """stats.json (count per outcome) + errors/ and filtered/ Parquet tables in out_dir."""
+
+    def __init__(self, out_dir: str, job: str, extra: dict | None = None):
+        super().__init__()
+        self.out_dir, self.job, self.extra = out_dir, job, extra or {}
+
+    def expand(self, outputs):
+        for tag in (ERRORS, FILTERED):
+            _ = outputs[tag] | f"Write{tag}" >> WriteRowBatches(
+                join(self.out_dir, tag), "part", schema.ERROR_SCHEMA, 10000
+            )
+        return (
+            outputs[OUTCOMES]
+            | "CountOutcomes" >> beam.combiners.Count.PerElement()
+            | "AllCounts" >> beam.combiners.ToList()
+            | "WriteStats" >> beam.Map(_write_stats, self.out_dir, self.job, self.extra)
+        )

@@ -1,0 +1,142 @@
+"""`chromabeam stage`: a glob of photos -> Parquet training shards, colour priors, accounting.
+
+MatchFiles -> Reshuffle -> read + decode + filter + crop + Lab (transforms.staging) ->
+  shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows each)
+  priors.json, prior_*.npy, rebalance_weights.npy, ab_bins.npy, priors.png
+  stats.json, errors/*.parquet, filtered/*.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+from functools import partial
+
+import apache_beam as beam
+import numpy as np
+
+from pipeline.common import (
+    MatchFiles,
+    SumArrays,
+    WriteAccounting,
+    WriteRowBatches,
+    accounting_inputs,
+    safe_apply,
+)
+from pipeline.options import log_counters, make_pipeline_options
+from transforms import schema
+from transforms.bins import GRID, gamut_bins, num_bins
+from transforms.decode import DEFAULT_MAX_PIXELS
+from transforms.fileio import clear_dirs, join, write_bytes, write_json
+from transforms.filters import GrayThresholds
+from transforms.plots import priors_png
+from transforms.priors import PRIOR_SIGMA, REBALANCE_LAMBDA, priors_from_counts
+from transforms.staging import StageConfig, stage_image
+
+log = logging.getLogger(__name__)
+JOB = "stage"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `stage` job's own options."""
+    p.add_argument("inputs", nargs="+", help="fsspec globs of images (local, gs://, memory://)")
+    p.add_argument("output", help="output folder (fsspec URL)")
+    p.add_argument("--size", type=int, default=224, help="side of the stored square crop")
+    p.add_argument("--min-size", type=int, default=32, help="drop images whose short side is less")
+    p.add_argument("--val-percent", type=float, default=10.0, help="share of keys in 'val' split")
+    p.add_argument("--shard-rows", type=int, default=1000, help="rows per Parquet shard at most")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger")
+    p.add_argument("--rebalance-lambda", type=float, default=REBALANCE_LAMBDA)
+    t = GrayThresholds()
+    p.add_argument(
+        "--gray-mean-chroma",
+        type=float,
+        default=t.mean_chroma,
+        help="grayscale if mean chroma is below this ...",
+    )
+    p.add_argument(
+        "--gray-high-chroma",
+        type=float,
+        default=t.high_chroma,
+        help="... and the 99th percentile of chroma is below this",
+    )
+    p.add_argument(
+        "--tone-residual",
+        type=float,
+        default=t.tone_residual,
+        help="toned (sepia etc.) if ab strays less than this from one tone curve",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> StageConfig:
+    """StageConfig from parsed options."""
+    return StageConfig(
+        size=args.size,
+        min_size=args.min_size,
+        val_percent=args.val_percent,
+        max_pixels=args.max_pixels,
+        thresholds=GrayThresholds(
+            mean_chroma=args.gray_mean_chroma,
+            high_chroma=args.gray_high_chroma,
+            tone_residual=args.tone_residual,
+        ),
+    )
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def write_priors(counts: np.ndarray, out_dir: str, lam: float) -> dict:
+    """Write the priors as JSON + .npy + PNG; returns the JSON document."""
+    pri = priors_from_counts(counts, lam)
+    centres = gamut_bins()
+    doc = {
+        "num_bins": num_bins(),
+        "grid": GRID,
+        "sigma": PRIOR_SIGMA,
+        "lambda": lam,
+        "pixels": int(counts.sum()),
+        "ab_bins": centres.tolist(),
+        "counts": [int(c) for c in counts],
+        **{k: v.tolist() for k, v in pri.items()},
+    }
+    write_json(join(out_dir, "priors.json"), doc)
+    write_bytes(join(out_dir, "ab_bins.npy"), _npy(centres))
+    write_bytes(join(out_dir, "prior_empirical.npy"), _npy(pri["empirical"]))
+    write_bytes(join(out_dir, "prior_smoothed.npy"), _npy(pri["smoothed"]))
+    write_bytes(join(out_dir, "rebalance_weights.npy"), _npy(pri["weights"]))
+    write_bytes(join(out_dir, "priors.png"), priors_png(pri["smoothed"], pri["weights"], centres))
+    return doc
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
+    """Add the stage graph to pipeline p."""
+    cfg = config_from_args(args)
+    uris = p | "Match" >> MatchFiles(args.inputs)
+    out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
+    _ = out.rows | "Shards" >> WriteRowBatches(
+        join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows
+    )
+    _ = (
+        out.rows
+        | "Hist" >> beam.Map(lambda r: np.asarray(r["hist"], dtype=np.int64))
+        | "SumHist" >> beam.CombineGlobally(SumArrays()).without_defaults()
+        | "Priors" >> beam.Map(write_priors, args.output, args.rebalance_lambda)
+    )
+    settings = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    _ = accounting_inputs(out) | "Accounting" >> WriteAccounting(
+        args.output, JOB, {"settings": settings}
+    )
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> None:
+    """Run the stage job to completion."""
+    clear_dirs(args.output, ["shards", "errors", "filtered"])
+    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
+        build(p, args)
+    log_counters(p.result, JOB)
+    log.info("staged into %s", args.output)

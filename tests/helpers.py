@@ -1,0 +1,66 @@
+"""Shared helpers for the tests: data paths and in-memory image generators."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+KODAK = DATA / "kodak"
+IMAGENET = DATA / "imagenet-samples"
+
+# The three ImageNet samples that are stored as RGB but carry no colour.
+RGB_ENCODED_GRAY = (
+    "n03532672_hook.JPEG",
+    "n04487394_trombone.JPEG",
+    "n03141823_crutch.JPEG",
+)
+
+
+def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    """Pillow image -> bytes in the given format."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def smooth_colour_field(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A colourful (H, W, 3) uint8 image: smooth, random, independent R, G, B gradients.
+
+    Hue varies across the image independently of brightness, so it is neither gray nor
+    a one-hue toned photo.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    yy /= max(h - 1, 1)
+    xx /= max(w - 1, 1)
+    chans = []
+    for _ in range(3):
+        fx, fy = rng.uniform(0.5, 2.0, 2)
+        px, py = rng.uniform(0, 2 * np.pi, 2)
+        chans.append(0.5 + 0.45 * np.sin(2 * np.pi * fx * xx + px) * np.cos(2 * np.pi * fy * yy + py))
+    return np.clip(np.rint(np.stack(chans, -1) * 255), 0, 255).astype(np.uint8)
+
+
+def gray_photo(size: int | None = None) -> np.ndarray:
+    """A real photo (Kodak 23) as (H, W) uint8 luminance, optionally thumbnailed."""
+    img = Image.open(KODAK / "kodim23.png").convert("L")
+    if size is not None:
+        img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img)
+
+
+def tone_curve(gray: np.ndarray, dark: tuple, light: tuple) -> np.ndarray:
+    """Map a gray (H, W) uint8 image onto a linear ramp between two RGB colours (toning)."""
+    t = gray.astype(np.float64)[..., None] / 255.0
+    dark = np.asarray(dark, dtype=np.float64)
+    light = np.asarray(light, dtype=np.float64)
+    return np.clip(np.rint(dark + t * (light - dark)), 0, 255).astype(np.uint8)
+
+
+SEPIA = ((60, 35, 15), (250, 235, 205))  # dark brown -> cream
+CYANOTYPE = ((15, 35, 90), (200, 235, 245))  # dark blue -> light cyan

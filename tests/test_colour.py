@@ -1,0 +1,146 @@
+"""transforms.colour against scikit-image's reference implementations."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color as skcolor
+
+from tests.helpers import KODAK
+from transforms import colour
+
+TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def kodim23() -> np.ndarray:
+    return np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"), dtype=np.float64) / 255.0
+
+
+@pytest.fixture(scope="module")
+def random_rgb() -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    rgb = rng.random((50, 40, 3))
+    rgb[0, :8] = [  # the cube's corners and some extremes
+        [0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]
+    ]
+    rgb[1, :4] = [[0.01, 0.01, 0.01], [0.04, 0.04, 0.04], [0.05, 0.0, 0.02], [0.5, 0.5, 0.5]]
+    return rgb
+
+
+def test_rgb_to_lab_matches_skimage_random(random_rgb):
+    ours = colour.rgb_to_lab(random_rgb)
+    assert ours.shape == random_rgb.shape
+    assert ours.dtype == np.float32
+    assert np.abs(ours - skcolor.rgb2lab(random_rgb)).max() < TOL
+
+
+def test_rgb_to_lab_matches_skimage_kodak(kodim23):
+    assert np.abs(colour.rgb_to_lab(kodim23) - skcolor.rgb2lab(kodim23)).max() < TOL
+
+
+def test_rgb_to_lab_known_values():
+    # White is L=100, a=b=0 (D65); black is 0; pure sRGB red is about (53.24, 80.09, 67.20).
+    lab = colour.rgb_to_lab(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(lab[0], [100.0, 0.0, 0.0], atol=1e-2)
+    np.testing.assert_allclose(lab[1], [0.0, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.02)
+
+
+def test_lab_to_rgb_matches_skimage_random(random_rgb):
+    lab = skcolor.rgb2lab(random_rgb)
+    ours = colour.lab_to_rgb(lab)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - skcolor.lab2rgb(lab)).max() < TOL
+
+
+def test_lab_to_rgb_matches_skimage_kodak(kodim23):
+    lab = skcolor.rgb2lab(kodim23)
+    assert np.abs(colour.lab_to_rgb(lab) - skcolor.lab2rgb(lab)).max() < TOL
+
+
+def test_lab_to_rgb_matches_skimage_out_of_gamut():
+    # Arbitrary Lab values, many outside sRGB: both clip to [0, 1] the same way.
+    rng = np.random.default_rng(7)
+    lab = np.stack(
+        [rng.uniform(0, 100, 2000), rng.uniform(-110, 110, 2000), rng.uniform(-110, 110, 2000)],
+        -1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skimage warns about negative Z values
+        ref = skcolor.lab2rgb(lab)
+    ours = colour.lab_to_rgb(lab)
+    assert ours.min() >= 0.0 and ours.max() <= 1.0
+    assert np.abs(ours - ref).max() < TOL
+    unclipped = colour.lab_to_rgb(lab, clip=False)
+    assert (unclipped > 1.0).any()  # clip=False really leaves values outside [0, 1]
+
+
+def test_lab_round_trip(random_rgb, kodim23):
+    for rgb in (random_rgb, kodim23):
+        back = colour.lab_to_rgb(colour.rgb_to_lab(rgb))
+        assert np.abs(back - rgb).max() < TOL
+
+
+def test_lab_in_gamut():
+    lab = colour.rgb_to_lab(np.random.default_rng(3).random((500, 3)))
+    assert colour.lab_in_gamut(lab, tol=1e-4).all()
+    outside = np.array([[50.0, 100.0, -100.0], [95.0, -80.0, 0.0], [10.0, 0.0, 100.0]])
+    assert not colour.lab_in_gamut(outside).any()
+
+
+def test_rgb_to_yuv_matches_skimage(random_rgb, kodim23):
+    for rgb in (random_rgb, kodim23):
+        yuv = colour.rgb_to_yuv(rgb)
+        assert np.abs(yuv - skcolor.rgb2yuv(rgb)).max() < TOL
+        assert np.abs(colour.yuv_to_rgb(yuv) - skcolor.yuv2rgb(yuv)).max() < TOL
+        assert np.abs(colour.yuv_to_rgb(yuv) - rgb).max() < TOL
+
+
+def test_yuv_ranges():
+    yuv = colour.rgb_to_yuv(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(yuv[0], [1.0, 0.0, 0.0], atol=1e-5)
+    assert yuv[1, 1] == pytest.approx(0.436, abs=1e-3)  # U max at blue
+    assert yuv[2, 2] == pytest.approx(0.615, abs=1e-3)  # V max at red
+
+
+def test_gray_to_l_matches_lab_of_gray():
+    g = np.linspace(0.0, 1.0, 256)
+    rgb = np.repeat(g[:, None], 3, axis=1)
+    ref = skcolor.rgb2lab(rgb)
+    assert np.abs(colour.gray_to_l(g) - ref[:, 0]).max() < TOL
+    assert np.abs(ref[:, 1:]).max() < 1e-2  # a gray really has a = b = 0 (sanity of the claim)
+
+
+def test_l_to_gray_inverts_gray_to_l():
+    g = np.linspace(0.0, 1.0, 1001)
+    assert np.abs(colour.l_to_gray(colour.gray_to_l(g)) - g).max() < 1e-4
+    l = np.linspace(0.0, 100.0, 1001)
+    assert np.abs(colour.gray_to_l(colour.l_to_gray(l)) - l).max() < 1e-2
+
+
+def test_l_to_gray_is_lab_to_rgb_of_neutral():
+    l = np.linspace(0.0, 100.0, 101)
+    lab = np.stack([l, np.zeros_like(l), np.zeros_like(l)], -1)
+    rgb = skcolor.lab2rgb(lab)
+    gray = colour.l_to_gray(l)
+    for k in range(3):
+        assert np.abs(gray - rgb[:, k]).max() < TOL
+
+
+def test_chroma():
+    ab = np.array([[3.0, 4.0], [0.0, 0.0], [-6.0, 8.0], [-5.0, -12.0]])
+    np.testing.assert_allclose(colour.chroma(ab), [5.0, 0.0, 10.0, 13.0], rtol=1e-6)
+    img = np.random.default_rng(0).normal(size=(4, 5, 2)) * 30
+    c = colour.chroma(img)
+    assert c.shape == (4, 5)
+    np.testing.assert_allclose(c, np.hypot(img[..., 0], img[..., 1]), rtol=1e-5)
+
+
+def test_chroma_of_kodak_matches_skimage_lch(kodim23):
+    lab = skcolor.rgb2lab(kodim23)
+    lch = skcolor.lab2lch(lab)
+    assert np.abs(colour.chroma(colour.rgb_to_lab(kodim23)[..., 1:]) - lch[..., 1]).max() < TOL

@@ -1,0 +1,289 @@
+"""Tests for transforms.report: aggregation, significance, rendering, files and comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from transforms.metrics import AUC_THRESHOLDS
+from transforms.report import (
+    CMF_PNG,
+    EXAMPLES_PNG,
+    HIST_PNG,
+    METRICS,
+    REPORT_HTML,
+    REPORT_MD,
+    SUMMARY_JSON,
+    aggregate,
+    build_report,
+    cmf_plot,
+    compare_runs,
+    delta_e_histogram,
+    example_grid,
+    load_summary,
+    paired_diff,
+    render_html,
+    render_markdown,
+    select_examples,
+)
+
+PNG_MAGIC = b"\x89PNG"
+MODEL, BASE = "eccv16-small", "no colour"
+N_BOOT = 200
+
+
+def _cmf(scale: float) -> list[float]:
+    return np.clip(AUC_THRESHOLDS / scale, 0.0, 1.0).tolist()
+
+
+def _row(key: str, model: str, **values) -> dict:
+    row = {
+        "key": key,
+        "source_uri": f"memory://data/{key}.png",
+        "model": model,
+        "width": 8,
+        "height": 6,
+        "psnr": 20.0,
+        "ssim": 0.9,
+        "ciede2000": 10.0,
+        "auc": 0.9,
+        "auc_rebalanced": 0.8,
+        "colorfulness": 30.0,
+        "colorfulness_truth": 40.0,
+        "delta_colorfulness": 10.0,
+        "bits_per_dim": math.nan,
+        "cmf": _cmf(50.0),
+    }
+    row.update(values)
+    return row
+
+
+def _rows(model_de=(10.0, 12.0, 14.0), base_de=(20.0, 21.0, 23.0), model=MODEL) -> list[dict]:
+    """Baseline rows first: the aggregate must still list the real model first."""
+    rows = [
+        _row(
+            f"k{i}",
+            BASE,
+            ciede2000=d,
+            psnr=18.0 + i,
+            auc=0.5,
+            colorfulness=0.0,
+            delta_colorfulness=40.0,
+            cmf=_cmf(100.0),
+        )
+        for i, d in enumerate(base_de)
+    ]
+    rows += [
+        _row(f"k{i}", model, ciede2000=d, psnr=20.0 + 2 * i, auc=0.9 - 0.1 * i)
+        for i, d in enumerate(model_de)
+    ]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def agg() -> dict:
+    return aggregate(_rows(), n_boot=N_BOOT)
+
+
+META = {
+    "data": ["memory://data/*.png"],
+    "images": 3,
+    "models": {MODEL: {"name": "eccv16", "weights_sha256": "ab" * 32, "temperature": 0.38}},
+    "baselines": {BASE: "a = b = 0"},
+    "date": "2025-01-01 00:00:00 UTC",
+}
+
+
+def test_aggregate_means_and_cis(agg):
+    assert agg["models"] == [MODEL, BASE]
+    assert agg["baselines"] == [BASE]
+    assert agg["n_images"] == 3
+    m = agg["per_model"][MODEL]
+    assert m["n"] == 3
+    expected = {"ciede2000": 12.0, "psnr": 22.0, "auc": 0.8, "ssim": 0.9}
+    for col, mean in expected.items():
+        e = m["metrics"][col]
+        assert e["mean"] == pytest.approx(mean)
+        assert e["low"] <= e["mean"] <= e["high"]
+        assert e["n"] == 3
+    assert agg["per_model"][BASE]["metrics"]["ciede2000"]["mean"] == pytest.approx(64.0 / 3)
+    assert len(m["cmf"]) == 151
+    assert m["cmf"] == pytest.approx(_cmf(50.0))
+    assert m["cmf_auc"] == pytest.approx(1.0 - 25.0 / 150.0)  # ramp to 1 at t = 50
+    assert agg["truth"]["colorfulness"]["mean"] == pytest.approx(40.0)
+
+
+def test_nan_only_column_is_none(agg):
+    for model in agg["models"]:
+        assert agg["per_model"][model]["metrics"]["bits_per_dim"] is None
+    nulls = [dict(r, auc_rebalanced=None) for r in _rows()]  # Parquet nulls arrive as None
+    assert aggregate(nulls, n_boot=N_BOOT)["per_model"][MODEL]["metrics"]["auc_rebalanced"] is None
+
+
+def test_paired_diff_against_itself_is_zero():
+    rows = _rows()
+    d = paired_diff(rows, MODEL, MODEL, "ciede2000", n_boot=N_BOOT)
+    assert (d["mean"], d["low"], d["high"]) == (0.0, 0.0, 0.0)
+    assert d["n_pairs"] == 3 and d["excludes_zero"] is False
+    # a second model with identical values: its difference to the first model is zero too
+    copy = [dict(r, model="copy") for r in rows if r["model"] == MODEL]
+    agg = aggregate(rows + copy, n_boot=N_BOOT)
+    vs_first = [
+        c for c in agg["comparisons"] if c["model"] == "copy" and c["kind"] == "first model"
+    ]
+    assert {c["metric"] for c in vs_first} == {"ciede2000", "auc"}
+    for c in vs_first:
+        assert c["mean"] == 0.0 and c["low"] == 0.0 and c["high"] == 0.0
+        assert c["verdict"] == "no significant difference"
+
+
+def test_paired_diff_against_baseline_is_significant(agg):
+    c = next(
+        c
+        for c in agg["comparisons"]
+        if c["model"] == MODEL and c["reference"] == BASE and c["metric"] == "ciede2000"
+    )
+    assert c["mean"] == pytest.approx(12.0 - 64.0 / 3)
+    assert c["high"] < 0 and c["excludes_zero"] is True and c["verdict"] == "better"
+
+
+def _table_row(md: str, name: str) -> list[str]:
+    line = next(x for x in md.splitlines() if x.startswith(f"| {name}"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_markdown_table_and_bold_best(agg):
+    md = render_markdown(agg, META)
+    header = next(x for x in md.splitlines() if x.startswith("| Model | n |"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert any(c.startswith("PSNR") for c in cells) and any(
+        c.startswith("CIEDE2000") for c in cells
+    )
+    assert not any(c.startswith("bits/dim") for c in cells)  # no finite value: column hidden
+    for model in agg["models"]:
+        assert model in md
+    col = next(i for i, c in enumerate(cells) if c.startswith("CIEDE2000"))
+    assert _table_row(md, MODEL)[col].startswith("**12.00**")
+    assert "**" not in _table_row(md, BASE)[col]
+    assert "ab" * 32 in md  # weights sha256 in the metadata
+    for name in (CMF_PNG, HIST_PNG, EXAMPLES_PNG):
+        assert f"({name})" in md
+
+
+def test_bits_per_dim_shown_when_finite():
+    rows = [dict(r, bits_per_dim=2.5) if r["model"] == MODEL else r for r in _rows()]
+    md = render_markdown(aggregate(rows, n_boot=N_BOOT), META)
+    assert "bits/dim" in md and "**2.500**" in md
+
+
+def test_html_self_contained(agg):
+    page = render_html(agg, META, {CMF_PNG: cmf_plot(agg)})
+    assert "data:image/png;base64," in page
+    links = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page)
+    assert links and all(x.startswith("data:") for x in links)
+    assert "<link" not in page and "<script" not in page
+    assert MODEL in page and "<b>12.00</b>" in page
+
+
+def _examples() -> list[dict]:
+    rng = np.random.default_rng(0)
+    img = lambda: rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)  # noqa: E731
+    return [
+        {
+            "label": label,
+            "key": f"k{i}",
+            "source_uri": f"memory://data/k{i}.png",
+            "images": {
+                "gray input": rng.integers(0, 256, (12, 16), dtype=np.uint8),
+                MODEL: img(),
+                BASE: img(),
+                "ground truth": img(),
+            },
+            "ciede2000": {MODEL: 10.0 + i, BASE: 20.0 + i},
+        }
+        for i, label in enumerate(("best", "median", "worst"))
+    ]
+
+
+def test_plots_return_png(agg):
+    assert cmf_plot(agg).startswith(PNG_MAGIC)
+    assert delta_e_histogram(_rows()).startswith(PNG_MAGIC)
+    assert example_grid(_examples()).startswith(PNG_MAGIC)
+    assert example_grid([]).startswith(PNG_MAGIC)
+
+
+def test_build_report_writes_files_and_compares(tmp_path):
+    prev_dir, cur_dir = str(tmp_path / "prev"), str(tmp_path / "cur")
+    # previous run: the model was worse (higher CIEDE2000) and an extra model existed
+    old = _rows(model_de=(15.0, 17.0, 19.0)) + [
+        dict(r, model="retired") for r in _rows() if r["model"] == MODEL
+    ]
+    old[0]["psnr"] = math.nan  # NaN must become null in summary.json
+    build_report(old, [], META, prev_dir, n_boot=N_BOOT)
+    summary = build_report(
+        _rows(),
+        _examples(),
+        dict(META, threshold=np.float32(0.5)),
+        cur_dir,
+        prev_dir,
+        n_boot=N_BOOT,
+    )
+    for name in (REPORT_MD, REPORT_HTML, CMF_PNG, HIST_PNG, EXAMPLES_PNG, SUMMARY_JSON):
+        assert (tmp_path / "cur" / name).is_file(), name
+    for name in (CMF_PNG, HIST_PNG, EXAMPLES_PNG):
+        assert (tmp_path / "cur" / name).read_bytes().startswith(PNG_MAGIC)
+
+    def no_constants(x):
+        raise AssertionError(f"non-strict JSON constant {x}")
+
+    parsed = json.loads((tmp_path / "cur" / SUMMARY_JSON).read_text(), parse_constant=no_constants)
+    assert parsed["aggregate"]["models"] == [MODEL, BASE]
+    assert parsed["meta"]["threshold"] == 0.5
+    assert load_summary(cur_dir)["aggregate"] == parsed["aggregate"]
+    assert summary["aggregate"] == parsed["aggregate"]
+
+    delta = next(
+        d for d in parsed["compare"]["deltas"] if d["model"] == MODEL and d["metric"] == "ciede2000"
+    )
+    assert delta["delta"] == pytest.approx(12.0 - 17.0)
+    assert delta["change"] == "better"
+    assert parsed["compare"]["only_previous"] == ["retired"]
+    md = (tmp_path / "cur" / REPORT_MD).read_text()
+    assert "Change since the previous run" in md and "-5.00" in md and "retired" in md
+    assert "Change since the previous run" in (tmp_path / "cur" / REPORT_HTML).read_text()
+
+
+def test_compare_runs_sign_and_overlap(agg):
+    worse = aggregate(_rows(model_de=(30.0, 31.0, 32.0)), n_boot=N_BOOT)
+    cmp = compare_runs(worse, {"aggregate": agg})
+    d = next(x for x in cmp["deltas"] if x["model"] == MODEL and x["metric"] == "ciede2000")
+    assert d["delta"] == pytest.approx(31.0 - 12.0)
+    assert d["change"] == "worse" and d["ci_overlap"] is False
+    same = next(x for x in cmp["deltas"] if x["model"] == BASE and x["metric"] == "ciede2000")
+    assert same["delta"] == 0.0 and same["ci_overlap"] is True
+    assert cmp["only_current"] == [] and cmp["only_previous"] == []
+
+
+def test_missing_compare_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="summary.json"):
+        build_report(_rows(), [], META, str(tmp_path / "out"), str(tmp_path / "nothing"))
+    assert not (tmp_path / "out").exists()  # failed before writing anything
+
+
+def test_select_examples_best_median_worst():
+    picks = select_examples(_rows())
+    assert [(label, r["key"]) for label, r in picks] == [
+        ("best", "k0"),
+        ("median", "k1"),
+        ("worst", "k2"),
+    ]
+
+
+def test_metrics_list_directions():
+    direction = {c: h for c, _, h in METRICS}
+    assert direction["ciede2000"] is False and direction["delta_colorfulness"] is False
+    assert direction["bits_per_dim"] is False and direction["psnr"] is True

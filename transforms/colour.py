@@ -1,0 +1,112 @@
+"""Colour-space conversions on numpy arrays (sRGB, CIE Lab D65, YUV BT.601).
+
+Images are float arrays with channels last. sRGB is in [0, 1]; L is in [0, 100] and
+a, b are in Lab units. Every function is vectorised and has no Beam or torch dependency.
+The formulas match `skimage.color` (checked in tests/test_colour.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# sRGB (linear) -> XYZ, IEC 61966-2-1, and the D65 reference white (2 degree observer).
+_RGB_TO_XYZ = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+# BT.601 YUV as in the seeds (Zhang/Billaut use YUV input, Cheong regresses UV).
+_RGB_TO_YUV = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.14714119, -0.28886916, 0.43601035],
+        [0.61497538, -0.51496512, -0.10001026],
+    ]
+)
+_YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV)
+
+_EPS = 216.0 / 24389.0  # (6/29)^3
+_KAPPA = 24389.0 / 27.0
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Undo the sRGB transfer curve."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    """Apply the sRGB transfer curve (input clipped at 0)."""
+    lin = np.clip(lin, 0.0, None)
+    return np.where(lin > 0.0031308, 1.055 * np.power(lin, 1 / 2.4) - 0.055, 12.92 * lin)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIE Lab D65 (..., 3) float32."""
+    xyz = srgb_to_linear(rgb) @ _RGB_TO_XYZ.T.astype(np.float32)
+    xyz = xyz / D65_WHITE.astype(np.float32)
+    f = np.where(xyz > _EPS, np.cbrt(xyz), (_KAPPA * xyz + 16.0) / 116.0)
+    lab = np.empty_like(f)
+    lab[..., 0] = 116.0 * f[..., 1] - 16.0
+    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
+    return lab.astype(np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
+    """CIE Lab D65 (..., 3) -> sRGB (..., 3) float32, clipped to [0, 1] unless `clip=False`."""
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    fx = fy + lab[..., 1] / 500.0
+    fz = np.maximum(fy - lab[..., 2] / 200.0, 0.0)
+    f = np.stack([fx, fy, fz], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA)
+    xyz = xyz * D65_WHITE.astype(np.float32)
+    rgb = linear_to_srgb(xyz @ _XYZ_TO_RGB.T.astype(np.float32)).astype(np.float32)
+    return np.clip(rgb, 0.0, 1.0) if clip else rgb
+
+
+def lab_in_gamut(lab: np.ndarray, tol: float = 0.0) -> np.ndarray:
+    """Boolean mask of Lab colours whose sRGB lies inside [0, 1] (with tolerance `tol`)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    fx = fy + lab[..., 1] / 500.0
+    fz = fy - lab[..., 2] / 200.0
+    f = np.stack([fx, fy, fz], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA) * D65_WHITE
+    lin = xyz @ _XYZ_TO_RGB.T
+    return np.all((lin >= -tol) & (lin <= 1.0 + tol), axis=-1)
+
+
+def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] -> YUV BT.601 (Y in [0, 1], U in ±0.436, V in ±0.615)."""
+    return (np.asarray(rgb, dtype=np.float32) @ _RGB_TO_YUV.T.astype(np.float32)).astype(np.float32)
+
+
+def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """YUV BT.601 -> sRGB (not clipped)."""
+    return (np.asarray(yuv, dtype=np.float32) @ _YUV_TO_RGB.T.astype(np.float32)).astype(np.float32)
+
+
+def gray_to_l(gray: np.ndarray) -> np.ndarray:
+    """A gray sRGB intensity in [0, 1] -> L in [0, 100] (a = b = 0)."""
+    y = srgb_to_linear(gray)
+    return np.where(y > _EPS, 116.0 * np.cbrt(y) - 16.0, _KAPPA * y).astype(np.float32)
+
+
+def l_to_gray(l: np.ndarray) -> np.ndarray:
+    """L in [0, 100] -> the sRGB gray level in [0, 1] of the colour (L, 0, 0)."""
+    fy = (np.asarray(l, dtype=np.float32) + 16.0) / 116.0
+    y = np.where(fy > 6.0 / 29.0, fy**3, (116.0 * fy - 16.0) / _KAPPA)
+    return np.clip(linear_to_srgb(y), 0.0, 1.0).astype(np.float32)
+
+
+def chroma(ab: np.ndarray) -> np.ndarray:
+    """Chroma sqrt(a^2 + b^2) of an (..., 2) ab array."""
+    ab = np.asarray(ab, dtype=np.float32)
+    return np.sqrt(ab[..., 0] ** 2 + ab[..., 1] ** 2)
