@@ -29,14 +29,11 @@ the loops read. Outputs go to temporary folders, removed at the end.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,6 +43,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import (  # noqa: E402
+    RUNNER_LOGGER,
+    RunnerLog,
+    TreeSampler,
+    link_folder,
+    list_files,
+    mib,
+    project_on_pythonpath,
+    read_stats,
+    resolve_glob,
+    verdict,
+    warm_cache,
+)
 from pipeline import stage  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
@@ -61,7 +71,6 @@ SPEEDUP_TARGET = 0.80  # rate(n) / rate(1) >= SPEEDUP_TARGET * n, i.e. 1.6x for 
 MEMORY_TARGET = 1.30  # peak RSS at 4x the inputs / peak RSS at 1x
 MEMORY_COPIES = 4
 WARMUP_FILES = 8
-RUNNER_LOGGER = "apache_beam.runners.direct.direct_runner"  # says which engine DirectRunner picked
 
 # Runs the stage job in a fresh interpreter (the memory test measures that process tree).
 RUNNER = """
@@ -74,36 +83,6 @@ stage.add_arguments(p)
 args, rest = p.parse_known_args(sys.argv[2:])
 stage.run(args, rest)
 """
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def resolve_glob(pattern: str) -> str:
-    """A relative glob is relative to the repository root, not the current directory."""
-    return pattern if os.path.isabs(pattern) else str((ROOT / pattern).resolve())
-
-
-def list_files(pattern: str, limit: int | None) -> list[str]:
-    files = sorted(glob.glob(resolve_glob(pattern)))
-    if not files:
-        sys.exit(f"no files match {resolve_glob(pattern)}")
-    return files[:limit] if limit else files
-
-
-def link_folder(files: list[str], folder: str, copies: int = 1) -> str:
-    """Symlink `copies` differently named links to each file into folder; returns a glob."""
-    os.makedirs(folder, exist_ok=True)
-    for c in range(copies):
-        for i, f in enumerate(files):
-            os.symlink(os.path.abspath(f), os.path.join(folder, f"c{c}_{i:06d}{Path(f).suffix}"))
-    return os.path.join(folder, "*")
-
-
-def warm_cache(files: list[str]) -> None:
-    """Read every file once so that every measurement reads from the page cache."""
-    for f in files:
-        read_bytes(f)
 
 
 # ---------------------------------------------------------------- single-process loops
@@ -141,107 +120,6 @@ def stage_image_rate(files: list[str], size: int) -> tuple[float, float]:
     return len(rest) / (time.perf_counter() - start), first
 
 
-# ---------------------------------------------------------------- process-tree sampling
-
-
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, from /proc."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_rss(pid: int) -> tuple[int, int]:
-    """(summed RSS in bytes, number of processes) of pid and all its descendants."""
-    try:
-        import psutil  # optional; /proc is read directly when it is not installed
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        try:
-            procs = [psutil.Process(pid)]
-            procs += procs[0].children(recursive=True)
-        except psutil.NoSuchProcess:
-            return 0, 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
-        return total, len(procs)
-    tree, todo, pids = _children(), [pid], []
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo.extend(tree.get(p, []))
-    return sum(_rss_kib(p) for p in pids) * 1024, len(pids)
-
-
-class TreeSampler:
-    """Samples tree_rss(pid) in a background thread: peak RSS and most processes seen."""
-
-    def __init__(self, pid: int, interval: float):
-        self.pid, self.interval = pid, interval
-        self.peak = self.processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            rss, n = tree_rss(self.pid)
-            self.peak, self.processes = max(self.peak, rss), max(self.processes, n)
-            if self._stop.wait(self.interval):
-                return
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class RunnerLog(logging.Handler):
-    """Collects what DirectRunner logs about the engine it picked (Prism, FnApi, legacy)."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-    def engine(self) -> str:
-        text = "\n".join(self.messages)
-        if "Running pipeline with DirectRunner." in text:
-            return "legacy DirectRunner"  # BundleBasedDirectRunner: in-process, ignores workers
-        if "Running pipeline with PrismRunner." in text and "Falling back" not in text:
-            return "PrismRunner"
-        return "FnApiRunner" if self.messages else "?"
-
-
 # ---------------------------------------------------------------- pipeline runs
 
 
@@ -261,14 +139,6 @@ def beam_args(workers: int) -> list[str]:
 
 def stage_argv(pattern: str, out_dir: str, size: int) -> list[str]:
     return [pattern, out_dir, "--size", str(size)]
-
-
-def read_stats(out_dir: str) -> dict:
-    try:
-        with open(os.path.join(out_dir, "stats.json")) as f:
-            return json.load(f)
-    except OSError:
-        return {}
 
 
 def pipeline_rate(
@@ -336,14 +206,6 @@ def peak_memory(pattern: str, size: int, workers: int, work: str, interval: floa
 # ---------------------------------------------------------------- report
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:,.0f} MiB"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/stage.py",
@@ -398,10 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
-    # SDK worker subprocesses must import the project even when it is not installed.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
-    )
+    project_on_pythonpath()  # SDK worker subprocesses must import the project
     load = os.getloadavg()
     files = list_files(a.pattern, a.limit)
     lines: list[str] = []

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from models.base import ClassificationColorizer, Colorizer
+from transforms import bins
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
@@ -47,7 +48,7 @@ class ECCV16Small(ClassificationColorizer):
     """Classification over the Q in-gamut bins on a SmallTrunk."""
 
     def __init__(self, width: float = 0.25, num_bins: int | None = None):
-        q = num_bins or globals()["num_bins"]()
+        q = num_bins or bins.num_bins()
         super().__init__(q)
         self.trunk = SmallTrunk(width)
         self.classifier = nn.Conv2d(self.trunk.out_channels, q, 1)

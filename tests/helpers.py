@@ -42,7 +42,8 @@ def smooth_colour_field(h: int, w: int, seed: int = 0) -> np.ndarray:
     for _ in range(3):
         fx, fy = rng.uniform(0.5, 2.0, 2)
         px, py = rng.uniform(0, 2 * np.pi, 2)
-        chans.append(0.5 + 0.45 * np.sin(2 * np.pi * fx * xx + px) * np.cos(2 * np.pi * fy * yy + py))
+        wave = np.sin(2 * np.pi * fx * xx + px) * np.cos(2 * np.pi * fy * yy + py)
+        chans.append(0.5 + 0.45 * wave)
     return np.clip(np.rint(np.stack(chans, -1) * 255), 0, 255).astype(np.uint8)
 
 

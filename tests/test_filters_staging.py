@@ -59,9 +59,8 @@ def test_gray_photo_is_grayscale():
 
 
 def test_constant_gray_is_grayscale():
-    assert classify_tone(np.dstack([np.full((8, 8), 40.0), np.zeros((8, 8)), np.zeros((8, 8))])) == (
-        "grayscale"
-    )
+    lab = np.dstack([np.full((8, 8), 40.0), np.zeros((8, 8)), np.zeros((8, 8))])
+    assert classify_tone(lab) == "grayscale"
 
 
 def test_colourful_synthetic_is_colour():

@@ -1,0 +1,350 @@
+"""End-to-end runs of the `stage` job on small generated folders (and, slow, on real data)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.helpers import (
+    IMAGENET,
+    ROOT,
+    SEPIA,
+    encode,
+    gray_photo,
+    smooth_colour_field,
+    tone_curve,
+)
+from transforms import schema
+from transforms.bins import gamut_bins, num_bins
+from transforms.fileio import expand_glob
+
+IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+SIZE = 32
+SHARD_ROWS = 4
+
+
+def _inputs() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, expected outcome) for a small, mixed archive."""
+    files: dict[str, tuple[bytes, str]] = {}
+    shapes = [(80, 120), (96, 64), (72, 72), (100, 150)]
+    for i, (h, w) in enumerate(shapes):
+        rgb = smooth_colour_field(h, w, seed=100 + i)
+        files[f"colour{i}.jpg"] = (encode(Image.fromarray(rgb), "JPEG", quality=90), schema.KEPT)
+    for i in range(2):
+        rgb = smooth_colour_field(64, 90, seed=200 + i)
+        files[f"colour_png{i}.png"] = (encode(Image.fromarray(rgb), "PNG"), schema.KEPT)
+    gray = gray_photo(160)
+    files["gray_mode_l.jpg"] = (encode(Image.fromarray(gray), "JPEG"), schema.GRAYSCALE)
+    gray_rgb = np.repeat(gray[..., None], 3, -1)
+    files["gray_as_rgb.png"] = (encode(Image.fromarray(gray_rgb), "PNG"), schema.GRAYSCALE)
+    files["sepia.png"] = (encode(Image.fromarray(tone_curve(gray, *SEPIA)), "PNG"), schema.TONED)
+    tiny = smooth_colour_field(10, 10, seed=300)
+    files["tiny.png"] = (encode(Image.fromarray(tiny), "PNG"), schema.TOO_SMALL)
+    files["empty.jpg"] = (b"", "empty")
+    files["notes.jpg"] = (b"shopping list: milk, eggs\nthis is not a JPEG\n", "undecodable")
+    big = encode(Image.fromarray(smooth_colour_field(200, 300, seed=400)), "JPEG", quality=90)
+    files["truncated.jpg"] = (big[: len(big) // 2], "truncated")
+    return files
+
+
+INPUTS = _inputs()
+KEPT_NAMES = sorted(n for n, (_, o) in INPUTS.items() if o == schema.KEPT)
+FILTERED_NAMES = sorted(n for n, (_, o) in INPUTS.items() if o in
+                        (schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL))
+ERROR_NAMES = sorted(set(INPUTS) - set(KEPT_NAMES) - set(FILTERED_NAMES))
+
+
+def _expected_outcomes() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _, outcome in INPUTS.values():
+        out[outcome] = out.get(outcome, 0) + 1
+    return out
+
+
+def _run_stage(inputs: str, output: str, beam_args: list[str], *extra: str) -> None:
+    from pipeline import stage
+
+    p = argparse.ArgumentParser()
+    stage.add_arguments(p)
+    args = p.parse_args(
+        [inputs, output, "--size", str(SIZE), "--shard-rows", str(SHARD_ROWS), *extra]
+    )
+    stage.run(args, beam_args)
+
+
+def _read_parquet_files(output: str, sub: str) -> list[tuple[str, list[dict]]]:
+    """(file name, rows) for every Parquet file in output/sub, via fsspec."""
+    fs, root = fsspec.core.url_to_fs(output.rstrip("/") + "/" + sub)
+    if not fs.exists(root):
+        return []
+    out = []
+    for path in sorted(fs.glob(root + "/*.parquet")):
+        with fs.open(path, "rb") as f:
+            out.append((path.rsplit("/", 1)[-1], pq.read_table(f).to_pylist()))
+    return out
+
+
+def _read_json(url: str) -> dict:
+    with fsspec.open(url, "rb") as f:
+        return json.load(f)
+
+
+def _read_npy(url: str) -> np.ndarray:
+    with fsspec.open(url, "rb") as f:
+        return np.load(f)
+
+
+def _name(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def _kept_rows(output: str) -> list[dict]:
+    return [r for _, rows in _read_parquet_files(output, "shards") for r in rows]
+
+
+def _row_set(rows: list[dict]) -> set[tuple]:
+    """Rows as comparable tuples (source file name, split, size, hashes and pixel bytes)."""
+    return {
+        (_name(r["source_uri"]), r["split"], r["width"], r["height"], r["sha256"], r["l"], r["ab"])
+        for r in rows
+    }
+
+
+def _check_output(output: str, input_prefix: str) -> None:
+    """Everything the small archive must produce, whatever the runner."""
+    stats = _read_json(output.rstrip("/") + "/stats.json")
+    assert stats["job"] == "stage"
+    assert stats["total"] == len(INPUTS)
+    assert sum(stats["outcomes"].values()) == stats["total"]
+    assert stats["outcomes"] == _expected_outcomes()
+
+    # shards: exactly the colour images, never empty, never more than --shard-rows rows
+    shard_files = _read_parquet_files(output, "shards")
+    assert shard_files, "no shards were written"
+    for name, rows in shard_files:
+        assert 1 <= len(rows) <= SHARD_ROWS, (name, len(rows))
+    rows = [r for _, rs in shard_files for r in rs]
+    uris = [r["source_uri"] for r in rows]
+    assert len(uris) == len(set(uris))  # each image once
+    assert sorted(_name(u) for u in uris) == KEPT_NAMES
+    assert all(u.startswith(input_prefix) for u in uris)
+    for r in rows:
+        assert r["size"] == SIZE
+        assert len(r["l"]) == SIZE * SIZE and len(r["ab"]) == 2 * SIZE * SIZE
+        assert sum(r["hist"]) == SIZE * SIZE
+        assert r["sha256"] == hashlib.sha256(INPUTS[_name(r["source_uri"])][0]).hexdigest()
+    with fsspec.open(output.rstrip("/") + "/shards/" + shard_files[0][0], "rb") as f:
+        assert pq.read_schema(f).equals(schema.SHARD_SCHEMA)
+
+    # errors and filtered tables (each also holds an empty part so readers always find one)
+    errors = [r for _, rs in _read_parquet_files(output, "errors") for r in rs]
+    filtered = [r for _, rs in _read_parquet_files(output, "filtered") for r in rs]
+    assert sorted(_name(r["uri"]) for r in errors) == ERROR_NAMES
+    assert sorted(_name(r["uri"]) for r in filtered) == FILTERED_NAMES
+    for r in errors + filtered:
+        assert r["outcome"] == INPUTS[_name(r["uri"])][1]
+        assert r["reason"]  # a human-readable reason
+    assert {r["stage"] for r in filtered} == {"filter"}
+    assert "filter" not in {r["stage"] for r in errors}
+
+    # priors over the Q in-gamut bins
+    pri = _read_json(output.rstrip("/") + "/priors.json")
+    q = num_bins()
+    assert pri["num_bins"] == q
+    assert pri["pixels"] == len(KEPT_NAMES) * SIZE * SIZE
+    assert sum(pri["counts"]) == pri["pixels"]
+    for key in ("empirical", "smoothed"):
+        assert len(pri[key]) == q
+        assert sum(pri[key]) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_array_equal(np.asarray(pri["ab_bins"]), gamut_bins())
+    smoothed = _read_npy(output.rstrip("/") + "/prior_smoothed.npy")
+    weights = _read_npy(output.rstrip("/") + "/rebalance_weights.npy")
+    assert smoothed.shape == weights.shape == (q,)
+    assert float((smoothed * weights).sum()) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(weights, pri["weights"])
+    # the counts are the sum of the rows' histograms
+    np.testing.assert_array_equal(np.sum([r["hist"] for r in rows], axis=0), pri["counts"])
+    with fsspec.open(output.rstrip("/") + "/priors.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def input_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("stage_in")
+    for name, (data, _) in INPUTS.items():
+        (d / name).write_bytes(data)
+    return d
+
+
+@pytest.fixture(scope="module")
+def in_memory_run(input_dir, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("stage_out") / "staged")
+    _run_stage(str(input_dir / "*"), out, IN_MEMORY)
+    return out
+
+
+# --- fast end-to-end runs ------------------------------------------------------------------
+
+
+def test_inputs_match_expected_outcomes():
+    """The generated archive really is what the pipeline tests assume (checked without Beam)."""
+    from transforms.decode import ImageError
+    from transforms.staging import StageConfig, stage_image
+
+    for name, (data, expected) in INPUTS.items():
+        try:
+            stage_image(name, data, StageConfig(size=SIZE))
+            got = schema.KEPT
+        except ImageError as e:
+            got = e.outcome
+        assert got == expected, name
+
+
+def test_stage_in_memory(in_memory_run, input_dir):
+    _check_output(in_memory_run, str(input_dir))
+
+
+def test_stage_from_fsspec_memory():
+    root = f"memory://chromabeam-test-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("memory")
+    try:
+        for name, (data, _) in INPUTS.items():
+            with fsspec.open(f"{root}/in/{name}", "wb") as f:
+                f.write(data)
+        assert len(expand_glob(f"{root}/in/*")) == len(INPUTS)
+        _run_stage(f"{root}/in/*", f"{root}/out", IN_MEMORY)  # memory:// is per process
+        _check_output(f"{root}/out", "memory://")
+    finally:
+        fs.rm(fs._strip_protocol(root), recursive=True)
+
+
+def test_rerun_replaces_previous_output(in_memory_run, input_dir, tmp_path):
+    """A second run into the same folder leaves the same set of rows, not twice as many."""
+    out = str(tmp_path / "staged")
+    _run_stage(str(input_dir / "*"), out, IN_MEMORY)
+    _run_stage(str(input_dir / "*"), out, IN_MEMORY)
+    _check_output(out, str(input_dir))
+    assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
+
+
+def test_glob_patterns_select_files(input_dir):
+    everything = expand_glob(str(input_dir / "*"))
+    assert len(everything) == len(INPUTS)
+    assert [_name(u) for u in expand_glob(str(input_dir / "colour?.jpg"))] == [
+        f"colour{i}.jpg" for i in range(4)
+    ]
+    assert [_name(u) for u in expand_glob(str(input_dir / "colour[02].jpg"))] == [
+        "colour0.jpg",
+        "colour2.jpg",
+    ]
+    assert expand_glob(str(input_dir / "nothing-*.png")) == []
+    assert expand_glob(str(input_dir / "sepia.png")) == [str(input_dir / "sepia.png")]
+
+
+# --- slow: other runners, real data --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stage_multi_processing_matches_in_memory(in_memory_run, input_dir, tmp_path):
+    out = str(tmp_path / "staged_mp")
+    _run_stage(str(input_dir / "*"), out, ["--direct_num_workers=2"])  # default runner/mode
+    _check_output(out, str(input_dir))
+    assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker pool exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("localhost", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"worker pool did not listen on port {port}")
+
+
+@pytest.mark.slow
+def test_stage_portable_runner_with_worker_pool(in_memory_run, input_dir, tmp_path):
+    """PortableRunner (embedded job server) with an EXTERNAL Beam worker pool, as on Flink."""
+    port = _free_port()
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # the pool runs `python` from PATH
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    log = open(tmp_path / "pool.log", "wb")  # closed in finally
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+         f"--service_port={port}"],
+        env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        _wait_for_port(port, pool)
+        out = str(tmp_path / "staged_portable")
+        _run_stage(
+            str(input_dir / "*"),
+            out,
+            ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+             f"--environment_config=localhost:{port}"],
+        )
+        _check_output(out, str(input_dir))
+        got = {r["source_uri"] for r in _kept_rows(out)}
+        assert got == {r["source_uri"] for r in _kept_rows(in_memory_run)}
+        assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
+    finally:
+        # the pool and the SDK workers it started share its process group
+        try:
+            os.killpg(pool.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            pool.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(pool.pid, 9)
+            pool.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.slow
+def test_stage_imagenet_samples(tmp_path):
+    """The 1000 ImageNet samples: 23 mode-L and 3 RGB-encoded grayscale photos are filtered."""
+    out = str(tmp_path / "imagenet")
+    _run_stage(str(IMAGENET / "*.JPEG"), out, [])  # the default runner
+    stats = _read_json(out + "/stats.json")
+    assert stats["total"] == 1000
+    assert stats["outcomes"] == {schema.KEPT: 974, schema.GRAYSCALE: 26}
+    filtered = [r for _, rs in _read_parquet_files(out, "filtered") for r in rs]
+    assert len(filtered) == 26
+    single_channel = [r for r in filtered if "single-channel" in r["reason"]]
+    assert len(single_channel) == 23
+    assert {_name(r["uri"]) for r in filtered if r not in single_channel} == {
+        "n03532672_hook.JPEG", "n04487394_trombone.JPEG", "n03141823_crutch.JPEG"
+    }
+    assert [r for _, rs in _read_parquet_files(out, "errors") for r in rs] == []
+    shard_files = _read_parquet_files(out, "shards")
+    assert sum(len(rows) for _, rows in shard_files) == 974
+    assert all(1 <= len(rows) <= SHARD_ROWS for _, rows in shard_files)
+    pri = _read_json(out + "/priors.json")
+    assert pri["pixels"] == 974 * SIZE * SIZE
+    assert sum(pri["smoothed"]) == pytest.approx(1.0)
