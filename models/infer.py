@@ -73,13 +73,16 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         min_batch_size: int = 1,
         max_batch_size: int = 8,
         with_probs: bool = False,
+        threads: int | None = None,
     ):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self.model_name, self.weights, self.device_name = model, weights, device
-        self.settings, self.with_probs = settings, with_probs
+        self.settings, self.with_probs, self.threads = settings, with_probs, threads
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
     def load_model(self) -> Colorizer:
+        if self.threads:
+            torch.set_num_threads(self.threads)
         device = resolve_device(self.device_name)
         model, config = load_model(self.model_name, self.weights, str(device))
         log.info("loaded %s (%s) on %s", config["name"], config["weights"], device)

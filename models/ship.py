@@ -36,8 +36,11 @@ def eval_table(summary: dict) -> str:
         cells = []
         for key, _, fmt in TABLE_METRICS:
             m = agg["metrics"].get(key)
-            cells.append("—" if not m else f"{fmt.format(m['mean'])} "
-                         f"[{fmt.format(m['low'])}, {fmt.format(m['high'])}]")
+            cells.append(
+                "—"
+                if not m
+                else f"{fmt.format(m['mean'])} [{fmt.format(m['low'])}, {fmt.format(m['high'])}]"
+            )
         lines.append(f"| {name} | {agg['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -58,11 +61,14 @@ def ship(run_dir: Path, name: str, render_size: int | None, eval_dir: str | None
     if eval_dir:
         summary = read_json(f"{eval_dir}/summary.json")
         meta = summary.get("meta", {})
-        card += (f"\n## Benchmark: {meta.get('data')} ({meta.get('images')} images, "
-                 f"size {meta.get('size')}, original L kept)\n\n"
-                 "Mean over images with 95% bootstrap CI; produced by "
-                 f"`chromabeam evaluate` into `{eval_dir}` (see its report.md).\n\n"
-                 + eval_table(summary) + "\n")
+        card += (
+            f"\n## Benchmark: {meta.get('data')} ({meta.get('images')} images, "
+            f"size {meta.get('size')}, original L kept)\n\n"
+            "Mean over images with 95% bootstrap CI; produced by "
+            f"`chromabeam evaluate` into `{eval_dir}` (see its report.md).\n\n"
+            + eval_table(summary)
+            + "\n"
+        )
         metrics["benchmark"] = {"meta": meta, "aggregate": summary["aggregate"]}
     card += f"\nShipped as `models/weights/{name}.pt` (fp16), render size "
     card += f"{config.get('render_size')}, decode T = {config.get('temperature')}.\n"

@@ -29,9 +29,10 @@ from pipeline.common import (
     WriteAccounting,
     WriteRowBatches,
     accounting_inputs,
+    dead_letter_rows,
     safe_apply,
 )
-from pipeline.options import log_counters, make_pipeline_options
+from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
 from transforms import schema
 from transforms.colour import chroma, rgb_to_lab
 from transforms.compose import EXTENSIONS, compose, encode_image, luminance, render_l
@@ -210,22 +211,9 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
     )
 
 
-def _failed_inference_rows(failure) -> list[dict]:
-    """RunInference's dead letters (batch, exception) -> error rows, one per image."""
-    batch, exc = failure if isinstance(failure, tuple) and len(failure) == 2 else (failure, "")
-    items = batch if isinstance(batch, list) else [batch]
-    return [
-        {
-            "uri": it[0]["uri"] if isinstance(it, tuple) else str(it),
-            "stage": "model",
-            "outcome": "model_failed",
-            "reason": str(exc),
-        }
-        for it in items
-    ]
-
-
-def build(p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args) -> None:
+def build(
+    p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args, threads: int | None = None
+) -> None:
     """Add the colorize graph to pipeline p."""
     uris = p | "Match" >> MatchFiles(inputs)
     prep = safe_apply(uris, partial(prepare, cfg=cfg), JOB, "Prepare", stage="decode", success=None)
@@ -237,6 +225,7 @@ def build(p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args) -> Non
             cfg.settings,
             min_batch_size=args.min_batch_size,
             max_batch_size=args.batch_size,
+            threads=threads,
         )
     )
     predictions, dlq = (
@@ -254,7 +243,7 @@ def build(p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args) -> Non
         success=schema.COLORIZED,
         uri_of=lambda kv: kv[0]["uri"],
     )
-    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(_failed_inference_rows)
+    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
     _ = done.rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
     )
@@ -306,7 +295,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     )
     # --skip-existing resumes a run: keep its results table, add the new rows beside it.
     clear_dirs(output, ["errors", "filtered"] + ([] if args.skip_existing else ["results"]))
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
-        build(p, cfg, inputs, args)
+    options = make_pipeline_options(beam_args)
+    with beam.Pipeline(options=options) as p:
+        build(p, cfg, inputs, args, threads_per_worker(options))
     log_counters(p.result, JOB)
     log.info("colorized into %s", output)

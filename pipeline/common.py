@@ -107,6 +107,22 @@ def reject(job: str, stage: str, uri: str, outcome: str, reason: str):
     yield beam.pvalue.TaggedOutput(tag, row)
 
 
+def dead_letter_rows(failure, stage: str) -> list[dict]:
+    """RunInference's failed batches `(batch, exception)` -> one error row per image; the
+    batch elements are (item, example) pairs whose item carries the "uri"."""
+    batch, exc = failure if isinstance(failure, tuple) and len(failure) == 2 else (failure, "")
+    items = batch if isinstance(batch, list) else [batch]
+    return [
+        {
+            "uri": it[0]["uri"] if isinstance(it, tuple) else str(it),
+            "stage": stage,
+            "outcome": "model_failed",
+            "reason": str(exc),
+        }
+        for it in items
+    ]
+
+
 def safe_apply(pcoll, fn, job: str, label: str, **kwargs):
     """pcoll | SafeApply(fn, ...) with all tagged outputs; returns the DoOutputsTuple."""
     stage = kwargs.pop("stage", label.lower())
@@ -143,8 +159,10 @@ class _WriteShards(beam.DoFn):
     def finish_bundle(self):
         if self.buffer:
             yield beam.utils.windowed_value.WindowedValue(
-                self._flush(), beam.transforms.window.GlobalWindow().max_timestamp(),
-                [beam.transforms.window.GlobalWindow()])
+                self._flush(),
+                beam.transforms.window.GlobalWindow().max_timestamp(),
+                [beam.transforms.window.GlobalWindow()],
+            )
 
     def _flush(self) -> str:
         rows, self.buffer = self.buffer, []

@@ -23,13 +23,15 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from models.infer import ColorizerHandler, DecodeSettings, predict, resolve_device
 from models.registry import DEFAULT_MODEL, describe, load_model, names
 from pipeline.common import (
+    ERRORS,
     MatchFiles,
     WriteAccounting,
     WriteRowBatches,
     accounting_inputs,
+    dead_letter_rows,
     safe_apply,
 )
-from pipeline.options import log_counters, make_pipeline_options
+from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
 from transforms import schema
 from transforms.bins import GRID, annealed_mean, hard_encode
 from transforms.colour import rgb_to_lab
@@ -197,22 +199,9 @@ def score_prediction(kv, spec: ModelSpec, prior: np.ndarray | None) -> dict:
     return score(item, ab, spec.label, spec.settings.strength, prior, probs)
 
 
-def _dead_letters(failure, label: str) -> list[dict]:
-    """RunInference failures (batch, exception) -> error rows."""
-    batch, exc = failure if isinstance(failure, tuple) and len(failure) == 2 else (failure, "")
-    items = batch if isinstance(batch, list) else [batch]
-    return [
-        {
-            "uri": it[0]["uri"] if isinstance(it, tuple) else str(it),
-            "stage": f"model:{label}",
-            "outcome": "model_failed",
-            "reason": str(exc),
-        }
-        for it in items
-    ]
-
-
-def build(p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None) -> None:
+def build(
+    p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None, threads: int | None = None
+) -> None:
     """Add the evaluate graph to pipeline p."""
     uris = p | "Match" >> MatchFiles(args.inputs)
     truth = safe_apply(
@@ -246,6 +235,7 @@ def build(p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None) 
                 spec.settings,
                 max_batch_size=args.batch_size,
                 with_probs=True,
+                threads=threads,
             )
         )
         preds, dlq = (
@@ -267,15 +257,17 @@ def build(p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None) 
         scored.append(out.rows)
         steps.append(out)
         dead.append(
-            dlq.failed_inferences | f"Dead[{spec.label}]" >> beam.FlatMap(_dead_letters, spec.label)
+            dlq.failed_inferences
+            | f"Dead[{spec.label}]" >> beam.FlatMap(dead_letter_rows, f"model:{spec.label}")
         )
     rows = scored | "AllRows" >> beam.Flatten()
     _ = rows | "Metrics" >> WriteRowBatches(
         join(args.output, "metrics"), "part", schema.METRICS_SCHEMA, 10000
     )
-    _ = accounting_inputs(*steps, extra_errors=dead) | "Accounting" >> WriteAccounting(
-        args.output, JOB, {"models": [s.label for s in specs]}
-    )
+    # One outcome per image (from the ground-truth step); a model's failures are error rows.
+    _ = accounting_inputs(
+        truth, extra_errors=[step[ERRORS] for step in steps[1:]] + dead
+    ) | "Accounting" >> WriteAccounting(args.output, JOB, {"models": [s.label for s in specs]})
 
 
 def resolve_prior(args, specs: list[ModelSpec]) -> np.ndarray:
@@ -353,8 +345,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
         load_summary(args.compare)  # fail now, not after the inference, if it is missing
     clear_dirs(args.output, ["metrics", "errors", "filtered"])
     t0 = time.time()
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
-        build(p, args, specs, prior, size)
+    options = make_pipeline_options(beam_args)
+    with beam.Pipeline(options=options) as p:
+        build(p, args, specs, prior, size, threads_per_worker(options))
     log_counters(p.result, JOB)
     if args.no_report:
         return None

@@ -32,6 +32,18 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
+def threads_per_worker(options: PipelineOptions) -> int | None:
+    """CPU threads each local worker process should give torch so that the workers together
+    use the cores once (None on remote runners: keep torch's default there)."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    if runner not in ("DirectRunner", "direct", DEFAULT_RUNNER):
+        return None
+    workers = options.view_as(DirectOptions).direct_num_workers or 1
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def _flag(args: list[str], name: str) -> str | None:
     for i, a in enumerate(args):
         if a.startswith(name + "="):

@@ -1,0 +1,266 @@
+"""`chromabeam evaluate`: metrics rows, baselines, bits per dimension, report and comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.infer import DecodeSettings
+from pipeline import evaluate
+from tests.conftest_models import (
+    BEAM_ARGS,
+    colour_images,
+    job_args,
+    one_thread,
+    write_tiny_checkpoint,
+)
+from transforms import schema
+from transforms.bins import GRID, annealed_mean, gamut_bins, hard_encode, num_bins
+from transforms.colour import rgb_to_lab
+from transforms.compose import compose
+from transforms.crop import fit_and_crop
+from transforms.decode import decode_image
+from transforms.fileio import read_table
+from transforms.metrics import AUC_THRESHOLDS, image_metrics
+
+N_IMAGES = 4
+MODEL = "eccv16-small"
+BASELINES = (evaluate.NO_COLOUR, evaluate.CONSTANT_PRIOR)
+METRICS = ("psnr", "ssim", "ciede2000", "auc", "auc_rebalanced", "colorfulness",
+           "colorfulness_truth", "delta_colorfulness")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    one_thread()
+
+
+def _prior() -> np.ndarray:
+    """A prior peaked near gray (like real photos)."""
+    c = gamut_bins().astype(np.float64)
+    p = np.exp(-(c**2).sum(1) / (2 * 30.0**2))
+    return p / p.sum()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    one_thread()
+    root = tmp_path_factory.mktemp("eval")
+    images = colour_images(root / "images", N_IMAGES, 48, 64, seed=20)
+    ckpt = root / "small.pt"
+    write_tiny_checkpoint(ckpt, MODEL, seed=11)
+    reg = root / "reg.pt"
+    write_tiny_checkpoint(reg, "regression", seed=12)
+    priors = root / "priors.json"
+    priors.write_text(json.dumps({"empirical": _prior().tolist(), "num_bins": num_bins()}))
+    return {"root": root, "images": images, "ckpt": str(ckpt), "reg": str(reg),
+            "priors": str(priors)}  # fmt: skip
+
+
+def _args(s: dict, out: Path, *extra: str):
+    argv = [
+        f"{s['root']}/images/*.png",
+        str(out),
+        "--model",
+        f"{MODEL},weights={s['ckpt']}",
+        "--priors",
+        s["priors"],
+        "--device",
+        "cpu",
+        *extra,
+    ]
+    return job_args(evaluate, argv)
+
+
+@pytest.fixture(scope="module")
+def full_run(setup) -> tuple[Path, dict]:
+    """--size full with the classification model and a regression model."""
+    one_thread()
+    out = setup["root"] / "full"
+    args = _args(setup, out, "--size", "full", "--model", f"regression,weights={setup['reg']},label=reg")
+    summary = evaluate.run(args, list(BEAM_ARGS))
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def crop_run(setup, full_run) -> tuple[Path, dict]:
+    """--size 32, compared with the full run."""
+    one_thread()
+    out = setup["root"] / "crop"
+    summary = evaluate.run(_args(setup, out, "--size", "32", "--compare", str(full_run[0])),
+                           list(BEAM_ARGS))  # fmt: skip
+    return out, summary
+
+
+def _rows(out: Path) -> list[dict]:
+    return read_table(str(out / "metrics")).to_pylist()
+
+
+def test_one_row_per_image_and_model(full_run, crop_run, setup):
+    for (out, _), models in ((full_run, {MODEL, "reg", *BASELINES}), (crop_run, {MODEL, *BASELINES})):
+        table = read_table(str(out / "metrics"))
+        assert table.schema.equals(schema.METRICS_SCHEMA, check_metadata=False)
+        rows = table.to_pylist()
+        pairs = [(r["source_uri"], r["model"]) for r in rows]
+        assert len(pairs) == len(set(pairs)) == N_IMAGES * len(models)
+        assert {m for _, m in pairs} == models
+        assert {u for u, _ in pairs} == {str(p) for p in setup["images"]}
+        for r in rows:
+            assert (r["width"], r["height"]) == (64, 48)  # the original size
+            assert len(r["cmf"]) == len(AUC_THRESHOLDS)
+            assert all(math.isfinite(r[m]) for m in METRICS if m != "psnr")
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["total"] == N_IMAGES and stats["outcomes"] == {"evaluated": N_IMAGES}
+        assert read_table(str(out / "errors")).num_rows == 0
+
+
+def _direct_no_colour(uri: str, size: int | None) -> dict:
+    rgb = decode_image(Path(uri).read_bytes()).rgb
+    if size:
+        rgb = fit_and_crop(rgb, size)
+    lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+    pred = compose(lab[..., 0], np.zeros((1, 1, 2), np.float32))
+    lab_pred = rgb_to_lab(pred.astype(np.float32) / 255.0)
+    return image_metrics(rgb / 255.0, pred / 255.0, lab, lab_pred, _prior())
+
+
+@pytest.mark.parametrize("which, size", [("full", None), ("crop", 32)])
+def test_no_colour_row_equals_a_direct_computation(which, size, full_run, crop_run):
+    out = (full_run if which == "full" else crop_run)[0]
+    rows = [r for r in _rows(out) if r["model"] == evaluate.NO_COLOUR]
+    assert len(rows) == N_IMAGES
+    for r in rows:
+        expect = _direct_no_colour(r["source_uri"], size)
+        for m in METRICS:
+            assert r[m] == pytest.approx(expect[m], rel=1e-6, abs=1e-9), m
+        assert r["colorfulness"] < 1.0 < r["colorfulness_truth"]
+
+
+def test_constant_prior_row_uses_the_annealed_mean(full_run):
+    rows = [r for r in _rows(full_run[0]) if r["model"] == evaluate.CONSTANT_PRIOR]
+    ab = annealed_mean(_prior(), 0.38)
+    assert np.hypot(*ab) > 0.1  # the baseline is not just gray
+    for r in rows:
+        rgb = decode_image(Path(r["source_uri"]).read_bytes()).rgb
+        lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+        pred = compose(lab[..., 0], ab[None, None].astype(np.float32))
+        lab_pred = rgb_to_lab(pred.astype(np.float32) / 255.0)
+        expect = image_metrics(rgb / 255.0, pred / 255.0, lab, lab_pred, _prior())
+        assert r["ciede2000"] == pytest.approx(expect["ciede2000"], rel=1e-6)
+
+
+def test_bits_per_dim_finite_for_the_classifier_only(full_run, crop_run):
+    for out, _ in (full_run, crop_run):
+        for r in _rows(out):
+            if r["model"] == MODEL:
+                assert math.isfinite(r["bits_per_dim"]) and r["bits_per_dim"] > 0
+            else:
+                assert math.isnan(r["bits_per_dim"]), r["model"]
+
+
+def test_report_files(full_run, crop_run):
+    for out, summary in (full_run, crop_run):
+        for name in ("report.md", "report.html", "summary.json"):
+            assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        on_disk = json.loads((out / "summary.json").read_text())
+        assert on_disk["meta"]["images"] == N_IMAGES
+        assert set(on_disk["meta"]["models"]) <= {MODEL, "reg"}
+        assert summary["aggregate"] == on_disk["aggregate"]
+    assert json.loads((full_run[0] / "summary.json").read_text())["compare"] is None
+    assert "Change since the previous run" not in (full_run[0] / "report.md").read_text()
+
+
+def test_compare_section(crop_run, full_run):
+    out, summary = crop_run
+    assert summary["compare"] is not None and summary["compare"]["dir"] == str(full_run[0])
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "Change since the previous run" in md and "Change since the previous run" in html
+    assert "Only in the previous run: reg." in md
+
+
+def test_compare_missing_dir_fails_before_the_pipeline(setup, tmp_path, monkeypatch):
+    def no_pipeline(*a, **k):
+        raise AssertionError("the pipeline was built before --compare was checked")
+
+    monkeypatch.setattr(evaluate, "build", no_pipeline)
+    out = tmp_path / "out"
+    args = _args(setup, out, "--compare", str(tmp_path / "missing_dir"))
+    with pytest.raises(FileNotFoundError, match="summary.json"):
+        evaluate.run(args, list(BEAM_ARGS))
+    assert not (out / "metrics").exists()
+
+
+def test_missing_prior_is_a_clear_error(setup, tmp_path):
+    # a checkpoint without a stored prior and no --priors
+    ckpt = tmp_path / "noprior.pt"
+    write_tiny_checkpoint(ckpt, MODEL, prior=None)
+    args = job_args(evaluate, [f"{setup['root']}/images/*.png", str(tmp_path / "o"), "--model",
+                               f"{MODEL},weights={ckpt}"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--priors"):
+        evaluate.run(args, list(BEAM_ARGS))
+
+
+def test_duplicate_labels_are_refused(setup, tmp_path):
+    args = _args(setup, tmp_path, "--model", f"{MODEL},weights={setup['ckpt']}")
+    with pytest.raises(SystemExit, match="label"):
+        evaluate.run(args, list(BEAM_ARGS))
+
+
+# --- parse_spec --------------------------------------------------------------------------
+
+
+def test_parse_spec(setup):
+    spec = evaluate.parse_spec(f"{MODEL},weights={setup['ckpt']},temperature=0.5,label=x")
+    assert spec.name == MODEL and spec.label == "x"
+    assert spec.weights == setup["ckpt"] and len(spec.weights_sha256) == 64
+    assert spec.settings == DecodeSettings(temperature=0.5, method="annealed", strength=1.0)
+    assert spec.render_size == 32  # from the checkpoint's config
+    assert len(spec.prior) == num_bins()
+    spec = evaluate.parse_spec(
+        f"{MODEL},weights={setup['ckpt']},decode=mode,strength=0.7,render_size=64"
+    )
+    assert spec.label == MODEL and spec.render_size == 64
+    assert spec.settings.method == "mode" and spec.settings.strength == 0.7
+    assert spec.settings.temperature == pytest.approx(0.38)
+
+
+def test_parse_spec_rejects_unknown_keys_and_models(setup):
+    with pytest.raises(SystemExit, match="colour"):
+        evaluate.parse_spec(f"{MODEL},weights={setup['ckpt']},colour=red")
+    with pytest.raises(SystemExit, match="unknown model"):
+        evaluate.parse_spec(f"pix2pix,weights={setup['ckpt']}")
+
+
+# --- bits per dimension ------------------------------------------------------------------
+
+
+def test_bits_per_dim_all_mass_on_the_true_bin():
+    rng = np.random.default_rng(0)
+    ab = rng.uniform(-40, 40, (8, 8, 2)).astype(np.float32)
+    probs = np.zeros((8, 8, num_bins()), np.float32)
+    np.put_along_axis(probs, hard_encode(ab)[..., None].astype(np.int64), 1.0, -1)
+    # -log2(1 / GRID^2) / 2 = log2(10)
+    assert evaluate.bits_per_dim(probs, ab) == pytest.approx(3.321928, abs=1e-5)
+    assert GRID == 10.0
+
+
+def test_bits_per_dim_area_averages_the_truth():
+    # truth 16x16 constant per 4x4 block -> probability map 4x4
+    rng = np.random.default_rng(1)
+    block = rng.uniform(-40, 40, (4, 4, 2)).astype(np.float32)
+    ab = np.repeat(np.repeat(block, 4, 0), 4, 1)
+    probs = np.zeros((4, 4, num_bins()), np.float32)
+    np.put_along_axis(probs, hard_encode(block)[..., None].astype(np.int64), 0.5, -1)
+    assert evaluate.bits_per_dim(probs, ab) == pytest.approx(math.log2(10) + 0.5, abs=1e-5)
+
+
+def test_bits_per_dim_uniform():
+    q = num_bins()
+    probs = np.full((2, 3, q), 1.0 / q, np.float32)
+    ab = np.zeros((2, 3, 2), np.float32)
+    assert evaluate.bits_per_dim(probs, ab) == pytest.approx(math.log2(q * 100) / 2, rel=1e-5)
