@@ -40,7 +40,7 @@ from transforms.crop import fit_and_crop
 from transforms.decode import DEFAULT_MAX_PIXELS, decode_image
 from transforms.fileio import clear_dirs, join, read_bytes, read_json, read_table
 from transforms.metrics import ab_errors, cmf, image_metrics
-from transforms.report import build_report, load_summary
+from transforms.report import build_report, load_summary, select_examples
 from transforms.staging import uri_key
 
 log = logging.getLogger(__name__)
@@ -281,20 +281,6 @@ def resolve_prior(args, specs: list[ModelSpec]) -> np.ndarray:
     raise SystemExit("no prior: pass --priors PRIORS_JSON (from `chromabeam stage`)")
 
 
-def pick_examples(rows: list[dict], model: str) -> list[tuple[str, dict]]:
-    """(label, row) of the best, median and worst image by CIEDE2000 of `model`."""
-    mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["ciede2000"])
-    if not mine:
-        return []
-    picks = [("best", mine[0]), ("median", mine[len(mine) // 2]), ("worst", mine[-1])]
-    seen, out = set(), []
-    for label, r in picks:
-        if r["key"] not in seen:
-            seen.add(r["key"])
-            out.append((label, r))
-    return out
-
-
 def render_examples(
     rows: list[dict],
     specs: list[ModelSpec],
@@ -309,7 +295,7 @@ def render_examples(
     device = str(resolve_device(args.device))
     models = {s.label: load_model(s.name, s.weights, device)[0] for s in specs}
     examples = []
-    for label, r in pick_examples(rows, specs[0].label):
+    for label, r in select_examples(rows, specs[0].label):
         item = load_truth(r["source_uri"], read_bytes(r["source_uri"]), size, args.max_pixels)
         scale = max(1, int(np.ceil(max(item["rgb"].shape[:2]) / max_side)))
         l_full = item["lab"][..., 0]

@@ -16,10 +16,27 @@ ROOT = Path(__file__).resolve().parents[1]
 # Options each job's --help must mention.
 JOB_OPTIONS = {
     "stage": ["--size", "--val-percent", "--shard-rows", "--min-size", "--rebalance-lambda"],
-    "train": ["--model", "--width", "--epochs", "--batch-size", "--resume", "--no-rebalance",
-              "--max-minutes", "--init", "--half"],  # fmt: skip
-    "colorize": ["--out-file", "--model", "--weights", "--temperature", "--format",
-                 "--skip-existing", "--strength", "--render-size"],  # fmt: skip
+    "train": [
+        "--model",
+        "--width",
+        "--epochs",
+        "--batch-size",
+        "--resume",
+        "--no-rebalance",
+        "--max-minutes",
+        "--init",
+        "--half",
+    ],  # fmt: skip
+    "colorize": [
+        "--out-file",
+        "--model",
+        "--weights",
+        "--temperature",
+        "--format",
+        "--skip-existing",
+        "--strength",
+        "--render-size",
+    ],  # fmt: skip
     "evaluate": ["--model", "--size", "--priors", "--compare", "--no-report"],
 }
 
@@ -110,6 +127,9 @@ def test_unknown_double_dash_options_reach_the_job(monkeypatch):
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     sub = next(a for a in parser._actions if a.dest == "job")
     sub.choices["colorize"].set_defaults(func=fake_run)
-    assert cli.main(["colorize", "in/*.jpg", "out", "--runner=DirectRunner", "--log-level", "warning"]) == 0
+    assert (
+        cli.main(["colorize", "in/*.jpg", "out", "--runner=DirectRunner", "--log-level", "warning"])
+        == 0
+    )
     assert seen["rest"] == ["--runner=DirectRunner"]
     assert seen["args"].paths == ["in/*.jpg", "out"] and seen["args"].log_level == "warning"

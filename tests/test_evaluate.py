@@ -81,7 +81,9 @@ def full_run(setup) -> tuple[Path, dict]:
     """--size full with the classification model and a regression model."""
     one_thread()
     out = setup["root"] / "full"
-    args = _args(setup, out, "--size", "full", "--model", f"regression,weights={setup['reg']},label=reg")
+    args = _args(
+        setup, out, "--size", "full", "--model", f"regression,weights={setup['reg']},label=reg"
+    )
     summary = evaluate.run(args, list(BEAM_ARGS))
     return out, summary
 
@@ -101,7 +103,10 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_one_row_per_image_and_model(full_run, crop_run, setup):
-    for (out, _), models in ((full_run, {MODEL, "reg", *BASELINES}), (crop_run, {MODEL, *BASELINES})):
+    for (out, _), models in (
+        (full_run, {MODEL, "reg", *BASELINES}),
+        (crop_run, {MODEL, *BASELINES}),
+    ):
         table = read_table(str(out / "metrics"))
         assert table.schema.equals(schema.METRICS_SCHEMA, check_metadata=False)
         rows = table.to_pylist()
@@ -264,3 +269,43 @@ def test_bits_per_dim_uniform():
     probs = np.full((2, 3, q), 1.0 / q, np.float32)
     ab = np.zeros((2, 3, 2), np.float32)
     assert evaluate.bits_per_dim(probs, ab) == pytest.approx(math.log2(q * 100) / 2, rel=1e-5)
+
+
+def test_bits_per_dim_truth_smaller_than_the_probability_map():
+    """A 32x32 image (e.g. CIFAR) scored with a 64x64 probability map (render size 256)."""
+    ab_value = np.array([20.0, -30.0], np.float32)
+    ab = np.broadcast_to(ab_value, (5, 7, 2)).copy()
+    probs = np.zeros((8, 8, num_bins()), np.float32)
+    probs[..., int(hard_encode(ab_value))] = 1.0
+    assert evaluate.bits_per_dim(probs, ab) == pytest.approx(math.log2(10), abs=1e-5)
+
+
+def test_parse_spec_setting_without_value_is_a_clear_error(setup):
+    with pytest.raises(SystemExit, match="temperature"):
+        evaluate.parse_spec(f"{MODEL},weights={setup['ckpt']},temperature")
+
+
+def test_bits_per_dim_of_a_model_with_its_own_bins():
+    """eccv16 decodes with the 313 centres stored in its checkpoint, in the checkpoint's
+    order; the likelihood of the truth must be read from the model's bin for that colour,
+    not from the gamut bin with the same index."""
+    import torch
+
+    from models.eccv16 import ECCV16
+    from models.infer import predict
+
+    gamut = gamut_bins()
+    extra = np.array([[120.0 + 10 * i, 120.0] for i in range(313 - num_bins())], np.float32)
+    centres = np.concatenate([extra, gamut])  # 52 out-of-gamut bins first, then the gamut
+    torch.manual_seed(0)
+    model = ECCV16(num_bins=313, bins=torch.from_numpy(centres)).eval()
+    target = len(extra) + int(hard_encode(np.zeros(2, np.float32)))  # the model's (0, 0) bin
+    assert np.allclose(model.bin_centres.numpy()[target], 0.0, atol=1e-4)
+    with torch.no_grad():
+        model.model8[6].weight.zero_()
+        model.model8[6].bias.fill_(-30.0)
+        model.model8[6].bias[target] = 30.0  # all mass on ab = (0, 0) everywhere
+    ab, probs = predict(model, np.full((1, 32, 32), 50.0, np.float32), DecodeSettings(), True)
+    assert np.abs(ab).max() < 1e-3
+    truth = np.zeros((32, 32, 2), np.float32)  # a gray image
+    assert evaluate.bits_per_dim(probs[0], truth) == pytest.approx(math.log2(10), abs=1e-3)

@@ -92,15 +92,9 @@ def test_sepia_png_is_filtered_by_stage_image(size):
     assert _stage_outcome(png, staging.StageConfig(size=size)) == schema.TONED
 
 
-_TONE_CURVE_BUG = (
-    "filters.colour_measures fits the tone curve f(L) as a step function over 32 L levels, so "
-    "a steep tone ramp (cyanotype) leaves a residual of 0.8-0.96 > tone_residual 0.8 and the "
-    "photo is kept as colour; interpolating f(L) between the level means gives ~0.5"
-)
 _CYANOTYPES = (CYANOTYPE, ((20, 40, 100), (230, 240, 250)))
 
 
-@pytest.mark.xfail(strict=True, reason=_TONE_CURVE_BUG)
 @pytest.mark.parametrize("kodak", [5, 13, 23])
 def test_cyanotypes_of_several_photos_are_toned(kodak):
     g = np.asarray(Image.open(KODAK / f"kodim{kodak:02d}.png").convert("L"))
@@ -108,7 +102,6 @@ def test_cyanotypes_of_several_photos_are_toned(kodak):
     assert results == {"toned"}
 
 
-@pytest.mark.xfail(strict=True, reason=_TONE_CURVE_BUG)
 @pytest.mark.parametrize("size", [32, 224])
 def test_cyanotype_pngs_are_filtered_by_stage_image(size):
     outcomes = []

@@ -290,11 +290,8 @@ def test_unknown_name_raises_listing_known_names():
 
 
 def test_build_eccv16_small_without_num_bins_uses_the_gamut():
-    """A config without "num_bins" (e.g. one written by hand) builds over the gamut bins.
-
-    Currently fails with KeyError 'num_bins': models/small.py looks up a `num_bins` function
-    in its own globals(), where nothing imports it.
-    """
+    """A config without "num_bins" (e.g. one written by hand) builds over the gamut bins
+    (regression test: models/small.py once looked `num_bins` up in its own globals())."""
     model = registry.build({"name": "eccv16-small", "width": 0.125})
     assert isinstance(model, ECCV16Small)
     assert model.classifier.out_channels == num_bins()

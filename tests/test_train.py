@@ -181,7 +181,9 @@ def test_no_rebalance(stage_dir, tmp_path):
     args = _args(stage_dir, tmp_path, "--no-rebalance", "--epochs", "1")
     loss = train.make_loss(ECCV16Small(0.125, num_bins()), args, stage_dir)
     assert isinstance(loss, ClassificationLoss) and loss.class_weights is None
-    rebalanced = train.make_loss(ECCV16Small(0.125, num_bins()), _args(stage_dir, tmp_path), stage_dir)
+    rebalanced = train.make_loss(
+        ECCV16Small(0.125, num_bins()), _args(stage_dir, tmp_path), stage_dir
+    )
     w = np.load(f"{stage_dir}/rebalance_weights.npy")
     np.testing.assert_allclose(rebalanced.class_weights.numpy(), w, rtol=1e-6)
     summary = train.run(args, [])

@@ -110,7 +110,9 @@ def hard_encode(ab: np.ndarray) -> np.ndarray:
 def soft_encode(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Soft targets: (indices, weights) of the SOFT_NEIGHBOURS nearest bins, each (..., K).
 
-    Weights are Gaussian (sigma SOFT_SIGMA) in the true ab distance, normalised to sum 1.
+    The neighbours are those of ab rounded to the 1-unit lattice (exact for integer ab; for
+    others at most sqrt(2)/2 units off); the weights are Gaussian (sigma SOFT_SIGMA) in the
+    true ab distance, normalised to sum 1.
     """
     ab = np.asarray(ab, dtype=np.float32)
     i, j = lattice_index(ab)

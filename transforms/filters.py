@@ -35,11 +35,19 @@ def colour_measures(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> di
     c = chroma(ab)
     n = t.tone_levels
     level = np.clip((lab[:, 0] * (n / 100.0)).astype(np.int64), 0, n - 1)
-    count = np.bincount(level, minlength=n).clip(min=1)
-    curve = np.stack(
-        [np.bincount(level, weights=ab[:, k], minlength=n) / count for k in (0, 1)], -1
+    # The tone curve: mean ab per brightness level, interpolated linearly in L between the
+    # levels' mean L (a step function would leave a residual on steep tone ramps).
+    count = np.bincount(level, minlength=n)
+    used = count > 0
+    l_mean = np.bincount(level, weights=lab[:, 0], minlength=n)[used] / count[used]
+    fit = np.stack(
+        [
+            np.interp(lab[:, 0], l_mean, np.bincount(level, ab[:, k], n)[used] / count[used])
+            for k in (0, 1)
+        ],
+        -1,
     )
-    residual = np.hypot(*(ab - curve[level]).T)
+    residual = np.hypot(*(ab - fit).T)
     return {
         "mean_chroma": float(c.mean()),
         "high_chroma": float(np.percentile(c, t.percentile)),

@@ -28,6 +28,7 @@ import html
 import logging
 import math
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -383,6 +384,7 @@ def cmf_plot(agg: Mapping) -> bytes:
 def delta_e_histogram(rows: Iterable[Mapping], baselines: Sequence[str] = BASELINES) -> bytes:
     """Per-image mean CIEDE2000, one step histogram per model on shared bins."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = list(rows)
     values = {}
@@ -407,6 +409,7 @@ def delta_e_histogram(rows: Iterable[Mapping], baselines: Sequence[str] = BASELI
         )
     ax.set_xlabel("mean CIEDE2000 of an image (ΔE00)")
     ax.set_ylabel("images")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Per-image colour error")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -701,6 +704,22 @@ def _blocks(agg: Mapping, meta: Mapping, compare: Mapping | None) -> list[tuple]
     return blocks
 
 
+_NUMERIC = re.compile(r"^[-+−]?\d|^—$")
+
+
+def _cell_text(cell) -> str:
+    return str(cell[0]) if isinstance(cell, tuple) else str(cell)
+
+
+def _numeric_columns(rows: Sequence[Sequence]) -> list[bool]:
+    """Per column: whether every body cell is a number (or "—"), to right-align it."""
+    ncols = max((len(r) for r in rows), default=0)
+    return [
+        bool(rows) and all(_NUMERIC.match(_cell_text(r[j])) for r in rows if j < len(r))
+        for j in range(ncols)
+    ]
+
+
 def _md_cell(cell) -> str:
     if isinstance(cell, tuple):
         text = f"**{cell[0]}**" + (cell[2] if len(cell) > 2 else "")
@@ -728,7 +747,8 @@ def render_markdown(agg: Mapping, meta: Mapping, compare: Mapping | None = None)
         elif kind == "table":
             header, rows = b[1], b[2]
             lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
-            lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+            numeric = _numeric_columns(rows) or [False] * len(header)
+            lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
@@ -739,19 +759,19 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1150px;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{background:#f2f2f2}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}
 figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}
 p,li{font-size:.95em}
 """.strip()
 
 
-def _html_cell(cell, tag: str) -> str:
+def _html_cell(cell, tag: str, numeric: bool = False) -> str:
     if isinstance(cell, tuple):
         text = f"<b>{html.escape(cell[0])}</b>" + html.escape(cell[2] if len(cell) > 2 else "")
     else:
         text = html.escape(str(cell))
-    return f"<{tag}>{text}</{tag}>"
+    return f'<{tag} class="num">{text}</{tag}>' if numeric else f"<{tag}>{text}</{tag}>"
 
 
 def render_html(
@@ -780,8 +800,14 @@ def render_html(
             )
         elif kind == "table":
             header, rows = b[1], b[2]
+            numeric = _numeric_columns(rows)
             head = "<tr>" + "".join(_html_cell(h, "th") for h in header) + "</tr>"
-            body = "".join("<tr>" + "".join(_html_cell(c, "td") for c in r) + "</tr>" for r in rows)
+            body = "".join(
+                "<tr>"
+                + "".join(_html_cell(c, "td", n) for c, n in zip(r, numeric, strict=True))
+                + "</tr>"
+                for r in rows
+            )
             out.append(f"<table><thead>{head}</thead><tbody>{body}</tbody></table>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -70,7 +70,10 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
     crop = fit_and_crop(img.rgb, cfg.size)
-    thumb = rgb_to_lab(fit_and_crop(crop, FILTER_THUMBNAIL) / np.float32(255.0))
+    # The filter looks at a thumbnail of the stored crop (cheap), or of the decoded image when
+    # the crop is smaller than the thumbnail (upsampling would blur the tone measures).
+    source = crop if cfg.size >= FILTER_THUMBNAIL else img.rgb
+    thumb = rgb_to_lab(fit_and_crop(source, FILTER_THUMBNAIL) / np.float32(255.0))
     tone = classify_tone(thumb, cfg.thresholds)
     if tone != "colour":
         raise ImageError(tone, f"{tone} photo: no colour truth")
