@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, Colorizer, normalize_l
 from models.registry import load_model
+from transforms.bins import gamut_bins, hard_encode, num_bins
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,23 @@ def predict(
     ab = model.decode(out, temperature=settings.temperature, method=settings.method)
     probs = None
     if with_probs and isinstance(model, ClassificationColorizer):
-        probs = model.probabilities(out).permute(0, 2, 3, 1).cpu().numpy()
+        probs = gamut_probabilities(model, out).permute(0, 2, 3, 1).cpu().numpy()
     return ab.float().permute(0, 2, 3, 1).cpu().numpy(), probs
+
+
+def gamut_probabilities(model: ClassificationColorizer, logits: torch.Tensor) -> torch.Tensor:
+    """The model's bin probabilities (T=1) over the project's gamut bins (N, Q, h, w).
+
+    A model with other bins (official eccv16: 313) has each bin's mass added to the gamut bin
+    nearest its centre, so likelihoods are comparable across models.
+    """
+    p = model.probabilities(logits)
+    centres = model.bin_centres.cpu().numpy()
+    if p.shape[1] == num_bins() and np.allclose(centres, gamut_bins(), atol=1e-3):
+        return p
+    target = torch.from_numpy(hard_encode(centres).astype(np.int64)).to(p.device)
+    out = torch.zeros(p.shape[0], num_bins(), *p.shape[2:], dtype=p.dtype, device=p.device)
+    return out.index_add_(1, target, p)
 
 
 def predict_ab(model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings) -> np.ndarray:

@@ -37,7 +37,7 @@ from transforms import schema
 from transforms.colour import chroma, rgb_to_lab
 from transforms.compose import EXTENSIONS, compose, encode_image, luminance, render_l
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import clear_dirs, exists, join, read_bytes, write_bytes
+from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, write_bytes
 from transforms.metrics import colorfulness
 from transforms.staging import uri_key
 
@@ -72,7 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="annealed-mean T (default: the model's, 0.38 for Zhang)",
     )
-    p.add_argument("--decode", default="annealed", choices=["annealed", "mean", "mode"])
+    p.add_argument(
+        "--decode",
+        default="annealed",
+        choices=["annealed", "mean", "mode"],
+        help="classification decoding: annealed mean (T), mean (T=1) or mode",
+    )
     p.add_argument("--strength", type=float, default=1.0, help="saturation factor on ab")
     p.add_argument(
         "--render-size",
@@ -80,7 +85,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model input side (default: the model's; 256 for eccv16)",
     )
-    p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
+    p.add_argument(
+        "--format", default="png", choices=["png", "jpeg", "webp"], help="output image format"
+    )
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--batch-size", type=int, default=8, help="largest inference batch")
     p.add_argument("--min-batch-size", type=int, default=1, help="smallest inference batch")
@@ -123,7 +130,10 @@ class ColorizeConfig:
 
 
 def glob_base(pattern: str) -> str:
-    """The folder part of a glob before its first wildcard ('scans/**/*.tif' -> 'scans')."""
+    """The folder outputs are named relative to: a folder input itself, else the folder part
+    of the glob before its first wildcard ('scans/**/*.tif' -> 'scans')."""
+    if not any(c in pattern for c in "*?[") and is_dir(pattern):
+        return pattern.rstrip("/")
     cut = min((pattern.find(c) for c in "*?[" if c in pattern), default=len(pattern))
     head = pattern[:cut]
     return head.rstrip("/") if head.endswith("/") else posixpath.dirname(head)

@@ -66,6 +66,9 @@ class ModelSpec:
 def parse_spec(text: str) -> ModelSpec:
     """Parse a --model argument and resolve its checkpoint defaults."""
     name, *opts = text.split(",")
+    bad = [o for o in opts if "=" not in o]
+    if bad:
+        raise SystemExit(f"--model {text}: settings must be KEY=VALUE, got {bad}")
     kv = dict(o.split("=", 1) for o in opts)
     unknown = set(kv) - {"weights", "temperature", "decode", "strength", "render_size", "label"}
     if unknown:
@@ -121,7 +124,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", default=None, help="an earlier evaluate output to diff against")
     p.add_argument("--batch-size", type=int, default=4, help="largest inference batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
+    )
     p.add_argument("--no-report", action="store_true", help="metrics only")
 
 
@@ -145,6 +150,10 @@ def bits_per_dim(probs: np.ndarray, ab_true: np.ndarray) -> float:
     −log2(P(bin) / GRID²) / 2, with ab_true area-averaged to the probability map's size."""
     h, w = probs.shape[:2]
     H, W = ab_true.shape[:2]
+    if H < h:  # image smaller than the probability map: sample the map down
+        probs, h = probs[np.arange(H) * h // H], H
+    if W < w:
+        probs, w = probs[:, np.arange(W) * w // W], W
     fy, fx = H // h, W // w
     ab = ab_true[: h * fy, : w * fx].reshape(h, fy, w, fx, 2).mean((1, 3))
     p = np.take_along_axis(probs, hard_encode(ab)[..., None].astype(np.int64), -1)[..., 0]

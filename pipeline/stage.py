@@ -47,7 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-percent", type=float, default=10.0, help="share of keys in 'val' split")
     p.add_argument("--shard-rows", type=int, default=1000, help="rows per Parquet shard at most")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger")
-    p.add_argument("--rebalance-lambda", type=float, default=REBALANCE_LAMBDA)
+    p.add_argument(
+        "--rebalance-lambda",
+        type=float,
+        default=REBALANCE_LAMBDA,
+        help="λ of the class-rebalancing weights ((1-λ)·P̃ + λ/Q)^-1",
+    )
     t = GrayThresholds()
     p.add_argument(
         "--gray-mean-chroma",

@@ -40,6 +40,12 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
+def is_dir(uri: str) -> bool:
+    """Whether an fsspec URL is a folder."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs.isdir(path)
+
+
 def exists(uri: str) -> bool:
     """Whether a file exists at an fsspec URL."""
     fs, path = fsspec.core.url_to_fs(uri)
