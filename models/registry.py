@@ -106,7 +106,8 @@ def save_checkpoint(path: str, model: Colorizer, config: dict, half: bool = Fals
 
 def describe(name: str | None = None, weights: str | None = None) -> dict:
     """The config a model would load with (name, weights URI and sha256, decode defaults),
-    without building it; render_size defaults to 256 (the eccv16 input size)."""
+    without building it. Defaults: render_size 256 (the eccv16 input size), temperature 0.38,
+    strength 1 (the factor on predicted ab)."""
     name = name or DEFAULT_MODEL
     uri = weights or default_weights(name)
     if uri is None:
@@ -115,5 +116,6 @@ def describe(name: str | None = None, weights: str | None = None) -> dict:
     config = dict(obj["config"]) if isinstance(obj, dict) and "config" in obj else {"name": name}
     config.setdefault("render_size", 256)
     config.setdefault("temperature", DEFAULT_TEMPERATURE)
+    config.setdefault("strength", 1.0)
     config.update(weights=uri, weights_sha256=sha)
     return config

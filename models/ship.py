@@ -45,19 +45,23 @@ def eval_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(run_dir: Path, name: str, render_size: int | None, eval_dir: str | None) -> Path:
-    """Write the shipped files; returns the weights path."""
+def ship(
+    run_dir: Path, name: str, eval_dir: str | None = None, notes: Path | None = None, **decode
+) -> Path:
+    """Write the shipped files; returns the weights path. `decode` overrides config entries
+    (render_size, temperature, strength) where not None."""
     import torch
 
     obj, _ = read_checkpoint(str(run_dir / "model.pt"))
     config = dict(obj["config"])
-    if render_size:
-        config["render_size"] = render_size
+    config.update({k: v for k, v in decode.items() if v is not None})
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in obj["state_dict"].items()}
     out = WEIGHTS_DIR / f"{name}.pt"
     torch.save({"config": config, "state_dict": state}, out)
     card = (run_dir / "MODEL.md").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    if notes:
+        card += "\n" + notes.read_text()
     if eval_dir:
         summary = read_json(f"{eval_dir}/summary.json")
         meta = summary.get("meta", {})
@@ -70,8 +74,11 @@ def ship(run_dir: Path, name: str, render_size: int | None, eval_dir: str | None
             + "\n"
         )
         metrics["benchmark"] = {"meta": meta, "aggregate": summary["aggregate"]}
-    card += f"\nShipped as `models/weights/{name}.pt` (fp16), render size "
-    card += f"{config.get('render_size')}, decode T = {config.get('temperature')}.\n"
+    card += (
+        f"\nShipped as `models/weights/{name}.pt` (fp16): render size "
+        f"{config.get('render_size')}, decode T = {config.get('temperature')}, "
+        f"strength {config.get('strength', 1.0)}.\n"
+    )
     (WEIGHTS_DIR / f"{name}.md").write_text(card)
     (WEIGHTS_DIR / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     log.info("shipped %s (%.1f MB)", out, out.stat().st_size / 1e6)
@@ -84,10 +91,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run_dir", type=Path, help="a `chromabeam train` output folder")
     p.add_argument("name", help="shipped name, e.g. eccv16-small")
     p.add_argument("--render-size", type=int, default=None, help="inference input side")
+    p.add_argument("--temperature", type=float, default=None, help="annealed-mean T")
+    p.add_argument("--strength", type=float, default=None, help="factor on predicted ab")
     p.add_argument("--eval", default=None, help="an `evaluate` output to add to the card")
+    p.add_argument("--notes", type=Path, default=None, help="Markdown to add to the card")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    ship(args.run_dir, args.name, args.render_size, args.eval)
+    ship(
+        args.run_dir,
+        args.name,
+        args.eval,
+        render_size=args.render_size,
+        temperature=args.temperature,
+        strength=args.strength,
+    )
 
 
 if __name__ == "__main__":

@@ -78,7 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["annealed", "mean", "mode"],
         help="classification decoding: annealed mean (T), mean (T=1) or mode",
     )
-    p.add_argument("--strength", type=float, default=1.0, help="saturation factor on ab")
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="factor on the predicted ab (default: the model's, chosen on validation data)",
+    )
     p.add_argument(
         "--render-size",
         type=int,
@@ -203,7 +208,7 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
     settings = DecodeSettings(
         temperature=args.temperature if args.temperature is not None else mc["temperature"],
         method=args.decode,
-        strength=args.strength,
+        strength=args.strength if args.strength is not None else mc["strength"],
     )
     return ColorizeConfig(
         output=output,

@@ -85,7 +85,7 @@ def parse_spec(text: str) -> ModelSpec:
         settings=DecodeSettings(
             temperature=float(kv.get("temperature", cfg["temperature"])),
             method=kv.get("decode", "annealed"),
-            strength=float(kv.get("strength", 1.0)),
+            strength=float(kv.get("strength", cfg["strength"])),
         ),
         prior=tuple(cfg.get("prior") or ()),
     )

@@ -89,7 +89,8 @@ def write_table(uri: str, rows: Sequence[dict], schema: pa.Schema) -> str:
 def write_shard(rows: Sequence[dict], out_dir: str, prefix: str, schema: pa.Schema) -> str:
     """Write a non-empty batch as `<prefix>-<hash of its keys>.parquet` in out_dir.
 
-    The name depends only on the rows, so a retried bundle overwrites its own shard.
+    The name depends only on the rows' contents, so a retried bundle overwrites its own
+    shard and two different batches never share a name.
     """
     if not rows:
         raise ValueError("refusing to write an empty shard")
@@ -98,8 +99,10 @@ def write_shard(rows: Sequence[dict], out_dir: str, prefix: str, schema: pa.Sche
 
 
 def _row_ids(rows: Iterable[dict]) -> Iterable[str]:
+    """A stable identity per row: its scalar fields (binary and list columns left out), so
+    rows that share a key (e.g. one image scored by several models) still differ."""
     for r in rows:
-        yield str(r.get("key") or r.get("uri") or r)
+        yield "|".join(f"{k}={v}" for k, v in r.items() if isinstance(v, (str, int, float)))
 
 
 def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
