@@ -25,9 +25,23 @@ chromabeam train "$RUNS/stage-imagenet176" "$RUNS/reg-imagenet" --model regressi
   --init "$RUNS/reg-cifar/model.pt" --crop 128 --epochs 40 --batch-size 16 --lr 5e-4 \
   --threads 1 --max-minutes 10 --render-size 176
 
-# 4. Benchmark on Kodak at full resolution (original L kept), then ship fp16 weights + cards.
-python -m models.ship "$RUNS/cls-imagenet" eccv16-small
-python -m models.ship "$RUNS/reg-imagenet" regression
+# 4. Choose decode settings on the ImageNet validation split (never on Kodak).
+python -c "import pyarrow.parquet as pq; t = pq.read_table('$RUNS/stage-imagenet176/shards', \
+  columns=['source_uri', 'split']).to_pylist(); print('\n'.join(sorted(r['source_uri'] \
+  for r in t if r['split'] == 'val')))" > "$RUNS/imagenet-val.txt"
+M=""
+for t in 0.38 0.7 1.0; do for s in 1.0 0.6 0.35; do
+  M="$M --model eccv16-small,weights=$RUNS/cls-imagenet/model.pt,render_size=128,temperature=$t,strength=$s,label=T$t-s$s"
+done; done
+chromabeam evaluate $(cat "$RUNS/imagenet-val.txt") "$RUNS/select-val2" $M \
+  --model regression,weights="$RUNS/reg-cifar/model.pt",render_size=128,label=reg-cifar \
+  --priors "$RUNS/stage-imagenet176/priors.json" --size 176 --no-report
+
+# 5. Ship fp16 weights with the chosen settings, benchmark on Kodak at full resolution
+#    (original L kept), and add the benchmark to the model cards.
+CLS="--render-size 128 --temperature 0.7 --strength 0.35"
+python -m models.ship "$RUNS/cls-imagenet" eccv16-small $CLS
+python -m models.ship "$RUNS/reg-imagenet" regression --render-size 128
 chromabeam evaluate "$DATA/kodak/*.png" "$RUNS/eval-kodak" --model eccv16-small --model regression
-python -m models.ship "$RUNS/cls-imagenet" eccv16-small --eval "$RUNS/eval-kodak"
-python -m models.ship "$RUNS/reg-imagenet" regression --eval "$RUNS/eval-kodak"
+python -m models.ship "$RUNS/cls-imagenet" eccv16-small $CLS --eval "$RUNS/eval-kodak"
+python -m models.ship "$RUNS/reg-imagenet" regression --render-size 128 --eval "$RUNS/eval-kodak"

@@ -34,10 +34,20 @@ _EPS = 216.0 / 24389.0  # (6/29)^3
 _KAPPA = 24389.0 / 27.0
 
 
+def _srgb_curve(v: np.ndarray) -> np.ndarray:
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
+
+
+# uint8 input goes through a 256-entry table: the power curve is most of rgb_to_lab's cost.
+_LINEAR_OF_UINT8 = _srgb_curve(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+
+
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """Undo the sRGB transfer curve."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    return np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    """Undo the sRGB transfer curve; uint8 input is read as value / 255."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        return _LINEAR_OF_UINT8[rgb]
+    return _srgb_curve(rgb.astype(np.float32, copy=False))
 
 
 def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
@@ -47,7 +57,7 @@ def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB in [0, 1] (..., 3) -> CIE Lab D65 (..., 3) float32."""
+    """sRGB (..., 3), float in [0, 1] or uint8, -> CIE Lab D65 (..., 3) float32."""
     xyz = srgb_to_linear(rgb) @ _RGB_TO_XYZ.T.astype(np.float32)
     xyz = xyz / D65_WHITE.astype(np.float32)
     f = np.where(xyz > _EPS, np.cbrt(xyz), (_KAPPA * xyz + 16.0) / 116.0)

@@ -21,7 +21,7 @@ GAMUT_STEPS = 10  # bisection steps of the per-pixel chroma scale (precision 2^-
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """L in [0, 100] of an sRGB uint8 image (H, W, 3): the desaturated input."""
-    return rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 0]
+    return rgb_to_lab(rgb)[..., 0]
 
 
 def render_l(l_full: np.ndarray, render_size: int) -> np.ndarray:

@@ -73,11 +73,11 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
     # The filter looks at a thumbnail of the stored crop (cheap), or of the decoded image when
     # the crop is smaller than the thumbnail (upsampling would blur the tone measures).
     source = crop if cfg.size >= FILTER_THUMBNAIL else img.rgb
-    thumb = rgb_to_lab(fit_and_crop(source, FILTER_THUMBNAIL) / np.float32(255.0))
+    thumb = rgb_to_lab(fit_and_crop(source, FILTER_THUMBNAIL))
     tone = classify_tone(thumb, cfg.thresholds)
     if tone != "colour":
         raise ImageError(tone, f"{tone} photo: no colour truth")
-    lab = rgb_to_lab(crop / np.float32(255.0))
+    lab = rgb_to_lab(crop)
     key = uri_key(uri)
     return {
         "key": key,
