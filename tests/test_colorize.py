@@ -16,7 +16,7 @@ from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_ch
 from tests.helpers import encode, gray_photo, smooth_colour_field
 from transforms import schema
 from transforms.colour import lab_in_gamut, lab_to_rgb, rgb_to_lab
-from transforms.compose import compose, fit_into_gamut, luminance
+from transforms.compose import GAMUT_STEPS, compose, fit_into_gamut, luminance
 from transforms.decode import decode_image
 from transforms.fileio import read_table
 
@@ -273,7 +273,7 @@ def test_saturated_ab_on_dark_l_stays_in_gamut_with_l_preserved():
     assert (ratio > 0.05).all() and (ratio < 1).all()
     # (nearly) the largest in-gamut chroma: a little more leaves the gamut
     more = lab.copy()
-    more[..., 1:] *= (ratio + 2.0**-9)[..., None]
+    more[..., 1:] *= (ratio + 2.0 ** -(GAMUT_STEPS - 1))[..., None]  # bisection precision
     assert not lab_in_gamut(more.reshape(-1, 3), tol=1e-4).any()
     rgb = compose(l, ab)
     assert rgb.dtype == np.uint8 and rgb.shape == (6, 8, 3)
