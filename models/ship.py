@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         args.run_dir,
         args.name,
         args.eval,
+        args.notes,
         render_size=args.render_size,
         temperature=args.temperature,
         strength=args.strength,
