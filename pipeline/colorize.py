@@ -310,7 +310,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     )
     # --skip-existing resumes a run: keep its results table, add the new rows beside it.
     clear_dirs(output, ["errors", "filtered"] + ([] if args.skip_existing else ["results"]))
-    options = make_pipeline_options(beam_args)
+    options = make_pipeline_options(beam_args, local_mode="multi_threading")
     with beam.Pipeline(options=options) as p:
         build(p, cfg, inputs, args, threads_per_worker(options))
     log_counters(p.result, JOB)

@@ -340,7 +340,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
         load_summary(args.compare)  # fail now, not after the inference, if it is missing
     clear_dirs(args.output, ["metrics", "errors", "filtered"])
     t0 = time.time()
-    options = make_pipeline_options(beam_args)
+    options = make_pipeline_options(beam_args, local_mode="multi_threading")
     with beam.Pipeline(options=options) as p:
         build(p, args, specs, prior, size, threads_per_worker(options))
     log_counters(p.result, JOB)

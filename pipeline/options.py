@@ -11,12 +11,17 @@ log = logging.getLogger(__name__)
 DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
-def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
+def make_pipeline_options(
+    beam_args: list[str], local_mode: str = "multi_processing"
+) -> PipelineOptions:
     """PipelineOptions from the arguments the job's own parser did not consume.
 
     Default: the DirectRunner's batch engine (the FnApiRunner, named directly so that the
     DirectRunner does not first try to download the Prism runner) in multi_processing mode
     with one worker per core. Any `--runner`, `--direct_num_workers`, ... given wins.
+    `local_mode` is the default running mode: jobs whose per-image work is numpy / Pillow /
+    torch code that releases the GIL (colorize, evaluate) measured faster with
+    "multi_threading" than with worker processes (bench/colorize.py).
     """
     args = list(beam_args)
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
@@ -25,7 +30,7 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     runner = _flag(args, "--runner") or DEFAULT_RUNNER
     if runner in ("DirectRunner", "direct", DEFAULT_RUNNER):
         if "--direct_running_mode" not in given:
-            args.append("--direct_running_mode=multi_processing")
+            args.append(f"--direct_running_mode={local_mode}")
         if "--direct_num_workers" not in given:
             args.append(f"--direct_num_workers={os.cpu_count() or 1}")
     log.info("Beam options: %s", " ".join(args))
@@ -33,8 +38,9 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 
 def threads_per_worker(options: PipelineOptions) -> int | None:
-    """CPU threads each local worker process should give torch so that the workers together
-    use the cores once (None on remote runners: keep torch's default there)."""
+    """CPU threads torch should use in each local worker so that the workers together use the
+    cores once (with worker threads, torch's setting is per process and so shared; None on
+    remote runners: keep torch's default there)."""
     from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
     runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
