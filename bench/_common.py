@@ -8,8 +8,10 @@ import glob
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,3 +179,19 @@ def verdict(ok: bool) -> str:
 
 def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
+
+
+def run_sampled(cmd: list[str], cwd: Path, err_path: str, interval: float, what: str):
+    """Run cmd, sampling its process tree's RSS until it exits; returns (sampler, seconds).
+
+    Raises RuntimeError with the tail of its stderr (kept in err_path) if it fails.
+    """
+    start = time.perf_counter()
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        with TreeSampler(proc.pid, interval) as sampler:
+            proc.wait()
+    if proc.returncode != 0:
+        tail = Path(err_path).read_text()[-3000:]
+        raise RuntimeError(f"{what} subprocess failed ({proc.returncode}):\n{tail}")
+    return sampler, time.perf_counter() - start

@@ -36,7 +36,6 @@ import glob
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from bench._common import (  # noqa: E402
     project_on_pythonpath,
     read_stats,
     resolve_glob,
+    run_sampled,
     verdict,
     warm_cache,
 )
@@ -232,20 +232,12 @@ def peak_memory(
         *extra_beam,
     ]
     log.warning("colorize subprocess for peak memory: %s", pattern)
-    err_path = out_dir + ".stderr"
-    start = time.perf_counter()
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        with TreeSampler(proc.pid, interval) as sampler:
-            proc.wait()
-    if proc.returncode != 0:
-        tail = Path(err_path).read_text()[-3000:]
-        raise RuntimeError(f"colorize subprocess failed ({proc.returncode}):\n{tail}")
+    sampler, seconds = run_sampled(cmd, ROOT, out_dir + ".stderr", interval, "colorize")
     stats = read_stats(out_dir)
     return {
         "peak": sampler.peak,
         "processes": sampler.processes,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "total": stats.get("total"),
         "colorized": stats.get("outcomes", {}).get(schema.COLORIZED),
     }

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +52,7 @@ from bench._common import (  # noqa: E402
     project_on_pythonpath,
     read_stats,
     resolve_glob,
+    run_sampled,
     verdict,
     warm_cache,
 )
@@ -186,19 +186,11 @@ def peak_memory(pattern: str, size: int, workers: int, work: str, interval: floa
         *beam_args(workers),
     ]
     log.warning("stage subprocess for peak memory: %s", pattern)
-    err_path = out_dir + ".stderr"
-    start = time.perf_counter()
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        with TreeSampler(proc.pid, interval) as sampler:
-            proc.wait()
-    if proc.returncode != 0:
-        tail = Path(err_path).read_text()[-3000:]
-        raise RuntimeError(f"stage subprocess failed ({proc.returncode}):\n{tail}")
+    sampler, seconds = run_sampled(cmd, ROOT, out_dir + ".stderr", interval, "stage")
     return {
         "peak": sampler.peak,
         "processes": sampler.processes,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "total": read_stats(out_dir).get("total"),
     }
 
