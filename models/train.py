@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
 import math
@@ -82,7 +83,7 @@ def make_loss(model, args, stage_dir: str) -> torch.nn.Module:
         return RegressionLoss(args.loss)
     if args.no_rebalance:
         return ClassificationLoss(None)
-    w = np.load(__import__("io").BytesIO(read_bytes(join(stage_dir, "rebalance_weights.npy"))))
+    w = np.load(io.BytesIO(read_bytes(join(stage_dir, "rebalance_weights.npy"))))
     return ClassificationLoss(torch.tensor(w, dtype=torch.float32))
 
 
