@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from transforms.fileio import join
+from transforms.hints import simulate_training_hints
 from transforms.staging import dequantize
 
 COLUMNS = ["split", "size", "l", "ab"]
@@ -60,7 +61,9 @@ def to_tensors(l: np.ndarray, ab: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 
 
 class ShardStream(IterableDataset):
-    """Yields (L, ab) tensors of one split; `train=True` shuffles and augments."""
+    """Yields (L, ab) tensors of one split; `train=True` shuffles and augments. With
+    `hints=True` it yields (L, ab, hint map (3, H, W)): Zhang 2017's simulated hints of the
+    augmented crop (transforms.hints.simulate_training_hints), seeded like the crops."""
 
     def __init__(
         self,
@@ -70,8 +73,10 @@ class ShardStream(IterableDataset):
         train: bool = True,
         seed: int = 0,
         buffer: int = 2048,
+        hints: bool = False,
     ):
         super().__init__()
+        self.hints = hints
         self.files, self.split, self.crop, self.train = files, split, crop, train
         self.seed, self.buffer, self.epoch = seed, buffer, 0
 
@@ -94,6 +99,7 @@ class ShardStream(IterableDataset):
 
     def __iter__(self):
         rng = random.Random(self.seed * 1000 + self.epoch)
+        self._hint_rng = np.random.default_rng([self.seed, self.epoch, 17])
         rows = self._rows(rng)
         if not self.train:
             for l, ab in rows:
@@ -110,4 +116,8 @@ class ShardStream(IterableDataset):
 
     def _emit(self, item, rng):
         l, ab = item
-        return to_tensors(*augment(l, ab, self.crop or l.shape[0], rng))
+        l, ab = augment(l, ab, self.crop or l.shape[0], rng)
+        if not self.hints:
+            return to_tensors(l, ab)
+        hint = simulate_training_hints(np.ascontiguousarray(ab), self._hint_rng)
+        return (*to_tensors(l, ab), torch.from_numpy(hint.transpose(2, 0, 1).copy()))

@@ -4,7 +4,9 @@ strict=True (82 state_dict entries, 32,236,011 parameters).
 
 forward(l_norm) returns the logits of conv8_3 (N, Q, H/4, W/4). The bin centres live in
 `model_out.weight` (2, Q, 1, 1) in units of ab/110, exactly where the official checkpoint keeps
-them, so `decode` uses the checkpoint's own 313 bins.
+them, so `decode` uses the checkpoint's own 313 bins. The authors' own run of it (softmax at
+T = 1, expectation, `upsample4` x4 bilinear, bilinear to the original size) is
+models.official's `pipeline: "authors"`, the default for this model.
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ import numpy as np
 import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, Colorizer, normalize_l
+from models.base import (
+    AB_SCALE,
+    DEFAULT_TEMPERATURE,
+    ClassificationColorizer,
+    Colorizer,
+    normalize_l,
+)
 from models.registry import load_model
 from transforms.bins import gamut_bins, hard_encode, num_bins
 
@@ -44,11 +50,22 @@ def predict(
     """L (N, S, S) in [0, 100] -> ab (N, h, w, 2) float32 at the model's output resolution,
     and for classification models with `with_probs` the bin probabilities (N, h, w, Q) at T=1.
 
+    A batch (N, S, S, 4) carries colour hints: L, then the hint map [a, b, mask]
+    (transforms.hints.hint_map); a model that takes hints gets them, others ignore them.
     One host->device copy and one device->host copy per batch.
     """
     device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(l_batch, dtype=np.float32))[:, None].to(device)
-    out = model(normalize_l(x))
+    batch = torch.from_numpy(np.ascontiguousarray(l_batch, dtype=np.float32)).to(device)
+    if batch.ndim == 4:  # (N, S, S, 4): L + hint map
+        batch = batch.permute(0, 3, 1, 2)
+        x, hints = batch[:, :1], batch[:, 1:]
+    else:
+        x, hints = batch[:, None], None
+    if getattr(model, "takes_hints", False):
+        extra = (hints[:, :2] / AB_SCALE, hints[:, 2:3]) if hints is not None else ()
+        out = model(normalize_l(x), *extra)
+    else:
+        out = model(normalize_l(x))
     ab = model.decode(out, temperature=settings.temperature, method=settings.method)
     probs = None
     if with_probs and isinstance(model, ClassificationColorizer):
@@ -71,6 +88,25 @@ def gamut_probabilities(model: ClassificationColorizer, logits: torch.Tensor) ->
     return out.index_add_(1, target, p)
 
 
+@torch.inference_mode()
+def predict_hypotheses(model: Colorizer, l_batch: np.ndarray) -> np.ndarray:
+    """L (N, S, S) in [0, 100] -> the K ab hypotheses of a multihypothesis model,
+    (N, K, h, w, 2) float32 in Lab units at the model's output resolution.
+
+    Images are run one at a time, so an image's hypotheses never depend on what it was
+    batched with (the codec's encoder and decoder must see the same numbers).
+    """
+    if model.kind != "multihypothesis":
+        raise ValueError(f"{type(model).__name__} has no hypotheses (use multihypothesis)")
+    device = next(model.parameters()).device
+    out = []
+    for l in l_batch:
+        x = torch.from_numpy(np.ascontiguousarray(l, dtype=np.float32))[None, None].to(device)
+        hyps = model.hypotheses(model(normalize_l(x))).float() * AB_SCALE  # (1, K, 2, h, w)
+        out.append(hyps.permute(0, 1, 3, 4, 2).cpu().numpy()[0])
+    return np.stack(out)
+
+
 def predict_ab(model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     """predict() without probabilities."""
     return predict(model, l_batch, settings)[0]
@@ -78,7 +114,8 @@ def predict_ab(model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings) 
 
 class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
     """RunInference handler: examples are L arrays (S, S); inferences ab (h, w, 2), or
-    (ab, probabilities) with `with_probs` for classification models."""
+    (ab, probabilities) with `with_probs` for classification models, or with `hypotheses`
+    the K ab hypotheses (K, h, w, 2) of a multihypothesis model (the codec)."""
 
     def __init__(
         self,
@@ -90,8 +127,10 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         max_batch_size: int = 8,
         with_probs: bool = False,
         threads: int | None = None,
+        hypotheses: bool = False,
     ):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+        self.hypotheses = hypotheses
         self.model_name, self.weights, self.device_name = model, weights, device
         self.settings, self.with_probs, self.threads = settings, with_probs, threads
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
@@ -107,6 +146,9 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Colorizer, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
+        if self.hypotheses:
+            hyps = predict_hypotheses(model, np.stack(batch))
+            return [PredictionResult(x, y) for x, y in zip(batch, hyps, strict=True)]
         ab, probs = predict(model, np.stack(batch), self.settings, self.with_probs)
         if probs is None:
             return [PredictionResult(x, y) for x, y in zip(batch, ab, strict=True)]

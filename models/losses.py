@@ -76,3 +76,35 @@ class RegressionLoss(nn.Module):
         if self.kind == "huber":
             return F.smooth_l1_loss(pred, target, beta=0.1)
         return F.mse_loss(pred, target)
+
+
+class MultiHypothesisLoss(nn.Module):
+    """Min-over-branches ab regression (Baig & Torresani) + the selector's cross-entropy.
+
+    pred: a MultiHypothesis output (N, 3K, h, w); ab: target in Lab units. Per pixel squared
+    ab / 110 error e_k; with `region` > 0 (input pixels) e_k is averaged over region x region
+    cells first, so a branch wins whole cells (the codec's unit). The winner of each pixel or
+    cell gets weight 1 - relax, the other branches relax / (K - 1) each ("relaxed
+    winner-takes-all", the remedy against one branch winning everywhere). The selector learns
+    the per-pixel winner with weight `select_weight`.
+    """
+
+    def __init__(self, k: int, region: int = 16, relax: float = 0.05, select_weight: float = 0.02):
+        super().__init__()
+        self.k, self.region, self.relax, self.select_weight = k, region, relax, select_weight
+
+    def forward(self, pred: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = pred.shape
+        hyps = pred[:, : 2 * self.k].reshape(n, self.k, 2, h, w)
+        logits = pred[:, 2 * self.k :]
+        target = match_size(ab, pred) / AB_SCALE
+        err = ((hyps.float() - target[:, None]) ** 2).sum(2)  # (N, K, h, w)
+        cell = max(1, round(self.region * w / ab.shape[-1])) if self.region else 1
+        unit = F.avg_pool2d(err, cell, ceil_mode=True) if cell > 1 else err
+        win = unit.detach().argmin(1, keepdim=True)
+        weights = torch.full_like(unit, self.relax / (self.k - 1)).scatter_(
+            1, win, 1.0 - self.relax
+        )
+        hyp_loss = (weights * unit).sum(1).mean()
+        pixel_win = err.detach().argmin(1)
+        return hyp_loss + self.select_weight * F.cross_entropy(logits.float(), pixel_win)

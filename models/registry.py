@@ -18,6 +18,10 @@ import torch
 
 from models.base import DEFAULT_TEMPERATURE, Colorizer
 from models.eccv16 import ECCV16
+from models.guided import SiggraphSmall
+from models.multihyp import MultiHypothesis
+from models.official import defaults as official_defaults
+from models.siggraph17 import SIGGRAPH17
 from models.small import ECCV16Small, Regression
 
 log = logging.getLogger(__name__)
@@ -31,10 +35,32 @@ BUILDERS: dict[str, Callable[..., Colorizer]] = {
         width=cfg.get("width", 0.25), num_bins=cfg.get("num_bins")
     ),
     "regression": lambda cfg: Regression(width=cfg.get("width", 0.25)),
+    "siggraph17": lambda cfg: SIGGRAPH17(classes=cfg.get("classes", 529)),
+    "siggraph17-small": lambda cfg: SiggraphSmall(width=cfg.get("width", 0.25)),
+    "multihypothesis": lambda cfg: MultiHypothesis(
+        width=cfg.get("width", 0.25),
+        k=cfg.get("k", 5),
+        split=cfg.get("split", 1),
+        prior=cfg.get("prior"),
+    ),
 }
 
 # The weights this project trained and ships (models/weights/<file>, with a model card).
-SHIPPED = {"eccv16-small": "eccv16-small.pt", "regression": "regression.pt"}
+SHIPPED = {
+    "eccv16-small": "eccv16-small.pt",
+    "regression": "regression.pt",
+    "multihypothesis": "multihypothesis.pt",
+    "siggraph17-small": "siggraph17-small.pt",
+}
+
+
+def takes_hints(model_or_name) -> bool:
+    """Whether a model (instance, or registered name) takes colour hints (L, ab hints, mask)."""
+    if isinstance(model_or_name, str):
+        if model_or_name not in BUILDERS:
+            return False
+        model_or_name = build({"name": model_or_name})
+    return bool(getattr(model_or_name, "takes_hints", False))
 
 
 def names() -> list[str]:
@@ -107,7 +133,8 @@ def save_checkpoint(path: str, model: Colorizer, config: dict, half: bool = Fals
 def describe(name: str | None = None, weights: str | None = None) -> dict:
     """The config a model would load with (name, weights URI and sha256, decode defaults),
     without building it. Defaults: render_size 256 (the eccv16 input size), temperature 0.38,
-    strength 1 (the factor on predicted ab)."""
+    strength 1 (the factor on predicted ab); pipeline and decode from models.official
+    (official eccv16/siggraph17: the authors' pipeline, T=1 mean; others: project, annealed)."""
     name = name or DEFAULT_MODEL
     uri = weights or default_weights(name)
     if uri is None:
@@ -117,5 +144,7 @@ def describe(name: str | None = None, weights: str | None = None) -> dict:
     config.setdefault("render_size", 256)
     config.setdefault("temperature", DEFAULT_TEMPERATURE)
     config.setdefault("strength", 1.0)
+    for key, value in official_defaults(config["name"]).items():  # pipeline, decode
+        config.setdefault(key, value)
     config.update(weights=uri, weights_sha256=sha)
     return config

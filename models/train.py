@@ -26,8 +26,11 @@ from tqdm import tqdm
 from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, normalize_l
 from models.card import write_card
 from models.data import ShardStream, count_rows, shard_files
-from models.losses import ClassificationLoss, RegressionLoss
+from models.guided import HintLoss, hint_tensors
+from models.losses import ClassificationLoss, MultiHypothesisLoss, RegressionLoss
+from models.multihyp import branch_stats
 from models.registry import build, names, read_checkpoint, save_checkpoint
+from pipeline import checks  # the CLI's option validators and fail-fast checks
 from transforms.fileio import join, read_bytes, read_json
 from transforms.metrics import auc as auc_metric
 
@@ -39,33 +42,85 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stage_dir", help="output folder of `chromabeam stage` (shards + priors)")
     p.add_argument("output", help="run folder: checkpoint.pt, model.pt, MODEL.md, metrics.json")
     p.add_argument("--model", default="eccv16-small", choices=names(), help="model to train")
-    p.add_argument("--width", type=float, default=0.25, help="width multiplier (small models)")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the train split")
-    p.add_argument("--batch-size", type=int, default=32, help="images per step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up + cosine)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--crop", type=int, default=None, help="random crop side (default: full)")
-    p.add_argument("--seed", type=int, default=0, help="seed of init, order, crops")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument(
+        "--width", type=checks.model_width, default=0.25, help="width multiplier (small models)"
+    )
+    p.add_argument(
+        "--epochs", type=checks.positive_int, default=4, help="passes over the train split"
+    )
+    p.add_argument("--batch-size", type=checks.positive_int, default=32, help="images per step")
+    p.add_argument(
+        "--lr",
+        type=checks.non_negative_float,
+        default=2e-3,
+        help="peak learning rate (warm-up + cosine)",
+    )
+    p.add_argument(
+        "--weight-decay", type=checks.non_negative_float, default=1e-4, help="AdamW weight decay"
+    )
+    p.add_argument(
+        "--crop",
+        type=checks.render_size,
+        default=None,
+        help="random crop side (default: the full staged size)",
+    )
+    p.add_argument(
+        "--seed", type=checks.non_negative_int, default=0, help="seed of init, order, crops"
+    )
+    p.add_argument("--device", type=checks.device_name, default="auto", help="where to train")
+    p.add_argument(
+        "--threads",
+        type=checks.non_negative_int,
+        default=0,
+        help="torch CPU threads (0: torch default)",
+    )
     p.add_argument("--no-rebalance", action="store_true", help="plain soft cross-entropy")
     p.add_argument("--loss", default="l2", choices=["l2", "huber"], help="regression loss")
     p.add_argument(
         "--temperature",
-        type=float,
+        type=checks.temperature,
         default=DEFAULT_TEMPERATURE,
         help="annealed-mean T stored in the model config (decode default)",
     )
     p.add_argument("--resume", action="store_true", help="continue from output/checkpoint.pt")
     p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much time")
-    p.add_argument("--max-val", type=int, default=2000, help="validation images per epoch")
+    p.add_argument(
+        "--max-minutes",
+        type=checks.positive_float,
+        default=None,
+        help="stop after this much time (default: no time limit)",
+    )
+    p.add_argument(
+        "--max-val", type=checks.non_negative_int, default=2000, help="validation images per epoch"
+    )
     p.add_argument("--half", action="store_true", help="write model.pt in fp16")
     p.add_argument(
         "--render-size",
-        type=int,
+        type=checks.render_size,
         default=256,
         help="default inference input side stored in the model config",
+    )
+    mh = p.add_argument_group("multihypothesis model")
+    mh.add_argument(
+        "--k", type=checks.hypotheses, default=5, help="number of ab hypotheses (branches)"
+    )
+    mh.add_argument(
+        "--mh-split",
+        type=checks.number_in(0, 2, integer=True),
+        default=1,
+        help="head convs per branch",
+    )
+    mh.add_argument(
+        "--mh-region",
+        type=checks.non_negative_int,
+        default=16,
+        help="min over branches per N x N input-pixel region (0: per pixel)",
+    )
+    mh.add_argument(
+        "--mh-relax",
+        type=checks.number_in(0.0, 1.0, hi_open=True),
+        default=0.05,
+        help="weight shared by the non-winning branches (relaxed winner-takes-all)",
     )
 
 
@@ -79,6 +134,10 @@ def pick_device(name: str) -> torch.device:
 
 def make_loss(model, args, stage_dir: str) -> torch.nn.Module:
     """The loss for the model's kind, with the staged rebalancing weights."""
+    if model.kind == "multihypothesis":
+        return MultiHypothesisLoss(model.k, args.mh_region, args.mh_relax)
+    if getattr(model, "takes_hints", False):
+        return HintLoss()  # smooth-L1, Zhang 2017
     if not isinstance(model, ClassificationColorizer):
         return RegressionLoss(args.loss)
     if args.no_rebalance:
@@ -91,12 +150,14 @@ def make_loss(model, args, stage_dir: str) -> torch.nn.Module:
 def validate(model, loss_fn, loader, device, temperature: float) -> dict[str, float]:
     """Validation loss, mean ab error and AuC (ab error CMF, t = 0..150) at the staged size."""
     model.eval()
-    loss_sum, images, errors = 0.0, 0, []
+    loss_sum, images, errors, mh = 0.0, 0, [], []
     for l, ab in loader:
         l, ab = l.to(device), ab.to(device)
         out = model(normalize_l(l))
         loss_sum += float(loss_fn(out, ab)) * len(l)
         images += len(l)
+        if model.kind == "multihypothesis":
+            mh.append(branch_stats(model, out, ab))
         pred = model.decode(out, size=tuple(ab.shape[-2:]), temperature=temperature)
         errors.append(torch.linalg.vector_norm(pred - ab, dim=1).flatten().cpu().numpy())
     model.train()
@@ -107,6 +168,24 @@ def validate(model, loss_fn, loader, device, temperature: float) -> dict[str, fl
         "val_loss": loss_sum / images,
         "val_ab_error": float(err.mean()),
         "val_auc": float(auc_metric(err)),
+        **(_branch_summary(mh) if mh else {}),
+    }
+
+
+def _branch_summary(stats: list[dict]) -> dict:
+    """Validation summary of a multihypothesis model: per-branch win rates (per pixel and per
+    16x16 region), how often the selector picks each branch, and mean ab errors of the
+    selector's pick and of the per-pixel / per-region oracles (model output resolution)."""
+    total = {k: sum(s[k] for s in stats) for k in stats[0]}
+    px, rg = total["pixels"], total["regions"]
+    return {
+        "val_pixel_win_rate": [round(float(x) / px, 4) for x in total["pixel_wins"]],
+        "val_region_win_rate": [round(float(x) / rg, 4) for x in total["region_wins"]],
+        "val_selector_pick_rate": [round(float(x) / px, 4) for x in total["selector_picks"]],
+        "val_selector_accuracy": total["selector_accuracy"] / px,
+        "val_selector_ab_error": total["selector_error"] / px,
+        "val_oracle_pixel_ab_error": total["oracle_pixel_error"] / px,
+        "val_oracle_region16_ab_error": total["oracle_region_error"] / px,
     }
 
 
@@ -130,7 +209,12 @@ def _priors_hash(stage_dir: str) -> str:
 def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
     """Train to completion (or the time budget); returns the final metrics."""
     if beam_args:
-        raise SystemExit(f"train: unrecognised arguments: {' '.join(beam_args)}")
+        raise checks.UsageError(f"train runs without Beam: unrecognised {' '.join(beam_args)}")
+    checks.check_stage_dir(args.stage_dir)  # fail fast: inputs, output, device, --init
+    checks.check_output_dir(args.output)
+    checks.check_device(args.device)
+    if args.init:
+        checks.check_checkpoint_file(args.init, f"--init {args.init}")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,11 +235,17 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
         "render_size": args.render_size,
         "prior": priors["empirical"],
     }
+    if args.model == "multihypothesis":
+        config.update(k=args.k, split=args.mh_split, temperature=1.0, mh_region=args.mh_region)
     model = build(config).to(device)
     if args.init:
         obj, _ = read_checkpoint(args.init)
-        model.load_state_dict(obj["state_dict"] if "state_dict" in obj else obj)
-        log.info("initialised from %s", args.init)
+        state = obj["state_dict"] if "state_dict" in obj else obj
+        if hasattr(model, "load_init"):  # partial: where names and shapes match
+            log.info("initialised %d tensors from %s", len(model.load_init(state)), args.init)
+        else:
+            model.load_state_dict(state)
+            log.info("initialised from %s", args.init)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, math.ceil(n_train / args.batch_size))
@@ -171,7 +261,14 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
         elapsed = ck.get("elapsed", 0.0)
         log.info("resumed at epoch %d, step %d", start_epoch, step)
-    train_ds = ShardStream(files, "train", crop=args.crop, train=True, seed=args.seed)
+    train_ds = ShardStream(
+        files,
+        "train",
+        crop=args.crop,
+        train=True,
+        seed=args.seed,
+        hints=getattr(model, "takes_hints", False),  # simulated hints (Zhang 2017)
+    )
     val_ds = ShardStream(files, "val", train=False)
     val_loader = DataLoader(_Take(val_ds, args.max_val), batch_size=64)
     t0 = time.time() - elapsed
@@ -188,9 +285,10 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
             mininterval=2.0,
         )
         running, seen, t_epoch = 0.0, 0, time.time()
-        for l, ab in bar:
+        for l, ab, *hint in bar:
             l, ab = l.to(device, non_blocking=True), ab.to(device, non_blocking=True)
-            loss = loss_fn(model(normalize_l(l)), ab)
+            extra = hint_tensors(hint[0].to(device)) if hint else ()
+            loss = loss_fn(model(normalize_l(l), *extra), ab)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             for group in opt.param_groups:

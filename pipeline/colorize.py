@@ -1,10 +1,16 @@
 """`chromabeam colorize`: grayscale (or colour) photos in, colour photos out at full resolution.
 
-MatchFiles -> Reshuffle -> decode + L at render size (transforms.compose) ->
+MatchFiles -> AssignNames (GroupByKey of candidate names, Reshuffle) -> resumed outputs split
+off (--skip-existing) -> decode + L at render size (transforms.compose) ->
 RunInference (models.infer.ColorizerHandler, batched, model loaded once per worker) ->
 upsample ab, combine with the original L, write image (fsspec) ->
-  <output>/<input's relative path>.<fmt>, results/*.parquet (schema.COLORIZE_SCHEMA),
-  stats.json, errors/, filtered/ (skipped files)
+  <output>/<input's relative path>.<fmt> (named by transforms.naming: never two inputs on one
+  output), results/*.parquet (schema.COLORIZE_SCHEMA), stats.json, errors/, filtered/,
+  .chromabeam/done/<output>.json (finished markers: what --skip-existing trusts)
+
+Every write is atomic (transforms.fileio.atomic_write) and one run at a time holds the output
+folder (pipeline.locking), so a killed run resumes exactly with --skip-existing: outputs with
+a finished marker whose size matches are kept, their results rows recovered from the markers.
 
 `chromabeam colorize photo.jpg -o photo_color.png` colorizes single files without Beam.
 """
@@ -23,8 +29,13 @@ import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from models.infer import ColorizerHandler, DecodeSettings, predict_ab, resolve_device
-from models.registry import describe, load_model, names
+from models.official import PIPELINES, PROJECT, model_input, model_output
+from models.registry import describe, load_model, names, takes_hints
+from pipeline import checks, progress
 from pipeline.common import (
+    OUTCOMES,
+    RESUMED,
+    AssignNames,
     MatchFiles,
     WriteAccounting,
     WriteRowBatches,
@@ -32,17 +43,33 @@ from pipeline.common import (
     dead_letter_rows,
     safe_apply,
 )
-from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
-from transforms import schema
+from pipeline.locking import output_lock
+from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from transforms import naming, schema
 from transforms.colour import chroma, rgb_to_lab
-from transforms.compose import EXTENSIONS, compose, encode_image, luminance, render_l
+from transforms.compose import EXTENSIONS, luminance, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, write_bytes
+from transforms.fileio import (
+    clear_dirs,
+    exists,
+    file_size,
+    is_dir,
+    join,
+    read_bytes,
+    read_json,
+    remove_partials,
+    write_bytes,
+    write_json,
+)
+from transforms.hints import HintError, is_sidecar, no_hints, parse_hints, sidecar_uri, with_hints
 from transforms.metrics import colorfulness
 from transforms.staging import uri_key
 
 log = logging.getLogger(__name__)
 JOB = "colorize"
+# Larger images do not ride through RunInference's batches with their full-resolution L (a
+# batch of 8 48 MP scans would hold 1.5 GB): finish() decodes them again instead.
+CARRY_PIXELS = 4_000_000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,36 +95,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="checkpoint path or URL (fsspec)")
     p.add_argument(
         "--temperature",
-        type=float,
+        type=checks.temperature,
         default=None,
         help="annealed-mean T (default: the model's, 0.38 for Zhang)",
     )
     p.add_argument(
         "--decode",
-        default="annealed",
+        default=None,
         choices=["annealed", "mean", "mode"],
-        help="classification decoding: annealed mean (T), mean (T=1) or mode",
+        help="classification decoding: annealed mean (T), mean (T=1) or mode "
+        "(default: the model's; mean for the official eccv16, annealed otherwise)",
+    )
+    p.add_argument(
+        "--pipeline",
+        default=None,
+        choices=list(PIPELINES),
+        help="pre/post-processing: 'authors' (Zhang's: RGB resized bicubic to the model, ab "
+        "bilinear, clipped; default for eccv16/siggraph17) or 'project' (L resized bicubic, "
+        "ab bicubic, chroma-only gamut fit; default otherwise)",
     )
     p.add_argument(
         "--strength",
-        type=float,
+        type=checks.strength,
         default=None,
         help="factor on the predicted ab (default: the model's, chosen on validation data)",
     )
     p.add_argument(
         "--render-size",
-        type=int,
+        type=checks.render_size,
         default=None,
         help="model input side (default: the model's; 256 for eccv16)",
     )
     p.add_argument(
         "--format", default="png", choices=["png", "jpeg", "webp"], help="output image format"
     )
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
-    p.add_argument("--batch-size", type=int, default=8, help="largest inference batch")
-    p.add_argument("--min-batch-size", type=int, default=1, help="smallest inference batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--skip-existing", action="store_true", help="skip inputs already written")
+    p.add_argument("--quality", type=checks.quality, default=95, help="JPEG/WebP quality")
+    p.add_argument(
+        "--chroma-subsampling",
+        default="auto",
+        choices=["auto", "444", "420"],
+        help="JPEG chroma resolution: 444 (full) or 420 (half); auto: 444 at --quality >= 90, "
+        "else 420 (lossy WebP is always 4:2:0)",
+    )
+    p.add_argument(
+        "--batch-size", type=checks.positive_int, default=8, help="largest inference batch"
+    )
+    p.add_argument(
+        "--min-batch-size", type=checks.positive_int, default=1, help="smallest inference batch"
+    )
+    p.add_argument("--device", type=checks.device_name, default="auto", help="where the model runs")
+    checks.add_allow_empty(p)
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="resume: keep the outputs an earlier run finished (its marker present, size "
+        "matching) and do the rest; tables and stats then cover all inputs",
+    )
     p.add_argument(
         "--keep-original",
         action="store_true",
@@ -105,9 +158,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-pixels",
-        type=int,
+        type=checks.positive_int,
         default=DEFAULT_MAX_PIXELS,
         help="refuse larger images (decompression bombs)",
+    )
+    p.add_argument(
+        "--hints",
+        default=None,
+        metavar="FILE_OR_DIR",
+        help="colour hints: a folder holding <relative path>.hints.json per input (default: "
+        "the sidecar photo.hints.json next to photo.png), or with -o one hints file",
+    )
+    p.add_argument(
+        "--no-hints", action="store_true", help="ignore hint sidecars (colorize unguided)"
     )
     p.add_argument(
         "--base",
@@ -132,57 +195,174 @@ class ColorizeConfig:
     skip_existing: bool = False
     keep_original: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    chroma_subsampling: str = "auto"  # JPEG/WebP chroma: auto | 444 | 420 (encode_image)
+    pipeline: str = PROJECT  # models.official: "authors" or "project" pre/post-processing
+    hints: str | None = None  # --hints: a folder of sidecars, or (-o mode) one sidecar file
+    hints_is_file: bool = False
+    use_hints: bool = True  # False: --no-hints
+    takes_hints: bool = False  # the model takes hints (siggraph17, siggraph17-small)
 
 
 def glob_base(pattern: str) -> str:
     """The folder outputs are named relative to: a folder input itself, else the folder part
-    of the glob before its first wildcard ('scans/**/*.tif' -> 'scans')."""
-    if not any(c in pattern for c in "*?[") and is_dir(pattern):
-        return pattern.rstrip("/")
-    cut = min((pattern.find(c) for c in "*?[" if c in pattern), default=len(pattern))
-    head = pattern[:cut]
-    return head.rstrip("/") if head.endswith("/") else posixpath.dirname(head)
+    of the glob before its first wildcard ('scans/**/*.tif' -> 'scans'); naming.pattern_base."""
+    folder = not any(c in pattern for c in naming.WILDCARDS) and is_dir(pattern)
+    return naming.pattern_base(pattern, folder)
 
 
-def output_uri(uri: str, cfg: ColorizeConfig, folder: str = "", ext: str | None = None) -> str:
-    """OUTPUT/<path of uri relative to its base, extension replaced>."""
-    rel = posixpath.basename(uri)
-    for base in sorted(cfg.bases, key=len, reverse=True):
-        if base and uri.startswith(base.rstrip("/") + "/"):
-            rel = uri[len(base.rstrip("/")) + 1 :]
-            break
-    stem = posixpath.splitext(rel)[0]
+def output_uri(
+    uri: str,
+    cfg: ColorizeConfig,
+    folder: str = "",
+    ext: str | None = None,
+    stem: str | None = None,
+) -> str:
+    """OUTPUT/[folder/]<stem><ext>: stem as transforms.naming assigned it (AssignNames), by
+    default uri's path relative to its base without extension (an input that collides with
+    no other); ext by default the format's."""
+    if stem is None:
+        stem = posixpath.splitext(naming.relative_name(uri, cfg.bases))[0]
     return join(cfg.output, folder, stem + (ext if ext is not None else EXTENSIONS[cfg.fmt]))
 
 
-def prepare(uri: str, data: bytes, cfg: ColorizeConfig) -> dict:
-    """Decode one file into the item that travels through RunInference."""
+def marker_uri(cfg: ColorizeConfig, stem: str) -> str:
+    """The finished marker of the output with this stem."""
+    return join(cfg.output, naming.done_marker(stem + EXTENSIONS[cfg.fmt]))
+
+
+def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
+    """The results row of uri's output if an earlier run finished it, else None: its marker
+    exists, was written for this input (same relative path) and output name, and the output
+    file has the size the marker recorded (a truncated or replaced file is redone)."""
+    try:
+        marker = read_json(marker_uri(cfg, stem))
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    out = output_uri(uri, cfg, stem=stem)
+    if (
+        not isinstance(marker, dict)
+        or marker.get("source") != naming.relative_name(uri, cfg.bases)
+        or marker.get("output") != stem + EXTENSIONS[cfg.fmt]
+        or marker.get("bytes") is None
+        or file_size(out) != marker["bytes"]
+    ):
+        return None
+    return {**marker["row"], "key": uri_key(uri), "source_uri": uri, "output_uri": out}
+
+
+def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
+    """finish(), then the output's finished marker (written only once the image is in place):
+    its results row, its size in bytes, the input's relative path and the output's name."""
+    row = finish(item, ab_small, cfg)
+    stem = item["stem"]
+    marker = {
+        "source": naming.relative_name(item["uri"], cfg.bases),
+        "output": stem + EXTENSIONS[cfg.fmt],
+        "bytes": file_size(item["output_uri"]),
+        "row": row,
+    }
+    write_json(marker_uri(cfg, stem), marker)
+    return row
+
+
+class SplitResumed(beam.DoFn):
+    """(uri, stem) -> main: the inputs still to do; RESUMED: the results rows of outputs an
+    earlier run finished (--skip-existing)."""
+
+    def __init__(self, cfg: ColorizeConfig):
+        self.cfg = cfg
+
+    def process(self, element):
+        uri, stem = element
+        row = resumed_row(uri, stem, self.cfg) if self.cfg.skip_existing else None
+        if row is None:
+            yield element
+        else:
+            beam.metrics.Metrics.counter(JOB, RESUMED).inc()
+            yield beam.pvalue.TaggedOutput(RESUMED, row)
+
+
+def prepare_named(element: tuple[str, str], cfg: ColorizeConfig) -> dict:
+    """prepare() for an (uri, output stem) pair: reads the file itself."""
+    uri, stem = element
+    return prepare(uri, read_bytes(uri), cfg, stem)
+
+
+def prepare(uri: str, data: bytes, cfg: ColorizeConfig, stem: str | None = None) -> dict:
+    """Decode one file into the item that travels through RunInference (its output named by
+    stem, see output_uri)."""
     t0 = time.time()
-    out = output_uri(uri, cfg)
-    if cfg.skip_existing and exists(out):
-        raise ImageError(schema.SKIPPED, f"output exists: {out}")
+    if stem is None:
+        stem = posixpath.splitext(naming.relative_name(uri, cfg.bases))[0]
+    out = output_uri(uri, cfg, stem=stem)
     img = decode_image(data, max_pixels=cfg.max_pixels)
     l_full = luminance(img.rgb)
+    hints = load_hints(uri, cfg, img.width, img.height)
     if cfg.keep_original:
-        write_bytes(output_uri(uri, cfg, "originals", posixpath.splitext(uri)[1]), data)
+        ext = posixpath.splitext(uri)[1]
+        write_bytes(output_uri(uri, cfg, "originals", ext, stem), data)
+    l_render = model_input(cfg.pipeline, img.rgb, l_full, cfg.render_size)
+    if cfg.takes_hints:  # always (S, S, 4), so batches stack
+        l_render = with_hints(l_render, hints or no_hints(), img.width, img.height)
+    elif hints:
+        log.warning("%s: %d hints ignored: model %s takes no hints", uri, len(hints), cfg.model)
     return {
         "uri": uri,
         "output_uri": out,
-        "l_full": l_full,
-        "l_render": render_l(l_full, cfg.render_size),
+        "stem": stem,
+        "l_full": l_full if l_full.size <= CARRY_PIXELS else None,
+        "l_render": l_render,
+        "hints": len(hints) if hints is not None and cfg.takes_hints else 0,
         "width": img.width,
         "height": img.height,
+        "frames": img.n_frames,
         "exif": img.exif,
         "icc": img.icc_profile if not img.grayscale_mode else None,
         "t0": t0,
     }
 
 
+def hints_uri(uri: str, cfg: ColorizeConfig) -> str:
+    """The sidecar of an input: --hints FILE, else its relative path under --hints DIR, else
+    next to the input (photo.png -> photo.hints.json)."""
+    if cfg.hints and cfg.hints_is_file:
+        return cfg.hints
+    if not cfg.hints:
+        return sidecar_uri(uri)
+    return sidecar_uri(uri, cfg.hints, naming.relative_name(uri, cfg.bases))
+
+
+def load_hints(uri: str, cfg: ColorizeConfig, width: int, height: int):
+    """The input's hints (transforms.hints.Hints), or None without a sidecar / --no-hints.
+    A malformed sidecar raises ImageError(BAD_HINTS): an error row, not a silent skip."""
+    if not cfg.use_hints:
+        return None
+    path = hints_uri(uri, cfg)
+    if not exists(path):
+        if cfg.hints_is_file:
+            raise ImageError(schema.BAD_HINTS, f"hints file not found: {path}")
+        return None
+    try:
+        return parse_hints(read_bytes(path), width, height)
+    except HintError as e:
+        raise ImageError(schema.BAD_HINTS, f"{path}: {e}") from None
+
+
 def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
     """Compose the full-resolution colour image, write it, return its results row."""
-    rgb = compose(item["l_full"], ab_small, cfg.settings.strength)
-    write_bytes(
-        item["output_uri"], encode_image(rgb, cfg.fmt, cfg.quality, item["exif"], item["icc"])
+    l_full = item["l_full"]
+    if l_full is None:  # a big scan: decoded again rather than held in the batch (CARRY_PIXELS)
+        l_full = luminance(decode_image(read_bytes(item["uri"]), max_pixels=cfg.max_pixels).rgb)
+    rgb = model_output(cfg.pipeline, l_full, ab_small, cfg.settings.strength, cfg.render_size)
+    del l_full
+    write_image(  # streamed: the encoded image is never held whole in memory
+        item["output_uri"],
+        rgb,
+        cfg.fmt,
+        cfg.quality,
+        item["exif"],
+        item["icc"],
+        cfg.chroma_subsampling,
     )
     ab_out = rgb_to_lab(rgb[::4, ::4].astype(np.float32) / 255.0)[..., 1:]
     return {
@@ -194,11 +374,15 @@ def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
         "temperature": cfg.settings.temperature,
+        "decode": cfg.settings.method,
         "strength": cfg.settings.strength,
         "render_size": cfg.render_size,
+        "frame": 0,
+        "frames": item.get("frames", 1),
         "mean_chroma": float(chroma(ab_out).mean()),
         "colorfulness": colorfulness(rgb),
         "seconds": time.time() - item["t0"],
+        "hints": item.get("hints", 0),
     }
 
 
@@ -207,7 +391,7 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
     mc = describe(args.model, args.weights)
     settings = DecodeSettings(
         temperature=args.temperature if args.temperature is not None else mc["temperature"],
-        method=args.decode,
+        method=args.decode or mc["decode"],
         strength=args.strength if args.strength is not None else mc["strength"],
     )
     return ColorizeConfig(
@@ -220,9 +404,15 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
         settings=settings,
         fmt=args.format,
         quality=args.quality,
+        chroma_subsampling=getattr(args, "chroma_subsampling", "auto"),
         skip_existing=args.skip_existing,
         keep_original=args.keep_original,
         max_pixels=args.max_pixels,
+        pipeline=args.pipeline or mc["pipeline"],
+        hints=args.hints,
+        hints_is_file=bool(args.hints) and not is_dir(args.hints),
+        use_hints=not args.no_hints,
+        takes_hints=takes_hints(mc["name"]),
     )
 
 
@@ -230,8 +420,24 @@ def build(
     p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args, threads: int | None = None
 ) -> None:
     """Add the colorize graph to pipeline p."""
-    uris = p | "Match" >> MatchFiles(inputs)
-    prep = safe_apply(uris, partial(prepare, cfg=cfg), JOB, "Prepare", stage="decode", success=None)
+    uris = (
+        p
+        | "Match" >> MatchFiles(inputs)
+        | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
+    )
+    # (uri, output stem): collisions resolved with a global view (transforms.naming)
+    named = uris | "Name" >> AssignNames(cfg.bases, exclude=cfg.output)
+    split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")
+    prep = safe_apply(
+        split.todo,
+        partial(prepare_named, cfg=cfg),
+        JOB,
+        "Prepare",
+        stage="decode",
+        read=False,
+        success=None,
+        uri_of=lambda e: e[0],
+    )
     handler = KeyedModelHandler(
         ColorizerHandler(
             cfg.model,
@@ -250,7 +456,7 @@ def build(
     )
     done = safe_apply(
         predictions,
-        lambda kv: finish(kv[0], kv[1].inference, cfg),
+        lambda kv: finish_and_mark(kv[0], kv[1].inference, cfg),
         JOB,
         "Finish",
         stage="write",
@@ -259,7 +465,9 @@ def build(
         uri_of=lambda kv: kv[0]["uri"],
     )
     model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
-    _ = done.rows | "Results" >> WriteRowBatches(
+    # results/ is rebuilt every run: this run's rows + the rows of the resumed outputs
+    rows = (done.rows, split[RESUMED]) | "AllRows" >> beam.Flatten()
+    _ = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
     )
     settings = {
@@ -269,23 +477,35 @@ def build(
         "render_size": cfg.render_size,
         "temperature": cfg.settings.temperature,
         "decode": cfg.settings.method,
+        "pipeline": cfg.pipeline,
         "strength": cfg.settings.strength,
         "inputs": inputs,
         "format": cfg.fmt,
     }
     acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    acc[RESUMED] = split[RESUMED] | "ResumedOutcome" >> beam.Map(lambda _: schema.COLORIZED)
+    # progress: one tick per input done (an outcome, a resumed output or a model failure)
+    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
 
 
 def colorize_files(inputs: list[str], out_file: str, args) -> None:
     """Single-image mode: colorize each input file directly (no Beam)."""
     if len(inputs) != 1:
-        raise SystemExit("colorize -o takes exactly one input image")
+        raise checks.UsageError("colorize -o takes exactly one input image")
+    if not exists(inputs[0]) or is_dir(inputs[0]):
+        raise checks.UsageError(f"{inputs[0]}: no such file")
+    checks.check_output_file(out_file)
+    checks.check_weights(args.model, args.weights)
+    checks.check_device(args.device)
     cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".")
     fmt = posixpath.splitext(out_file)[1].lower().lstrip(".") or cfg.fmt
     cfg = ColorizeConfig(**{**cfg.__dict__, "fmt": "jpeg" if fmt == "jpg" else fmt})
+    try:
+        item = prepare(inputs[0], read_bytes(inputs[0]), cfg)
+    except ImageError as e:
+        raise checks.JobFailed(f"{inputs[0]}: {e}") from None
     model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
-    item = prepare(inputs[0], read_bytes(inputs[0]), cfg)
     item["output_uri"] = out_file
     ab = predict_ab(model, item["l_render"][None], cfg.settings)[0]
     row = finish(item, ab, cfg)
@@ -298,8 +518,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         colorize_files(args.paths, args.out_file, args)
         return
     if len(args.paths) < 2:
-        raise SystemExit("colorize needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE)")
+        raise checks.UsageError("colorize needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE)")
     inputs, output = args.paths[:-1], args.paths[-1]
+    # fail fast, before any worker starts
+    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
+    checks.check_output_dir(output)
+    checks.check_weights(args.model, args.weights)
+    checks.check_device(args.device)
+    if args.min_batch_size > args.batch_size:
+        raise checks.UsageError(
+            f"--min-batch-size {args.min_batch_size} exceeds --batch-size {args.batch_size}"
+        )
+    if args.hints and not is_dir(args.hints):
+        raise SystemExit(f"--hints {args.hints}: a batch run takes a folder of sidecars")
     cfg = config_from_args(args, inputs, output)
     log.info(
         "model %s (%s), render size %d, T=%.2f",
@@ -308,10 +539,16 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         cfg.render_size,
         cfg.settings.temperature,
     )
-    # --skip-existing resumes a run: keep its results table, add the new rows beside it.
-    clear_dirs(output, ["errors", "filtered"] + ([] if args.skip_existing else ["results"]))
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with beam.Pipeline(options=options) as p:
-        build(p, cfg, inputs, args, threads_per_worker(options))
+    with output_lock(output, JOB):
+        remove_partials(output)  # temporary files of a killed run
+        # The tables and stats.json are rebuilt every run (with --skip-existing from this
+        # run's rows plus the resumed outputs' markers); no stats.json = an unfinished run.
+        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
+        with progress.report(JOB, total, enabled=is_local(options)):
+            with beam.Pipeline(options=options) as p:
+                build(p, cfg, inputs, args, threads_per_worker(options))
+        if not total:  # --allow-empty: an empty results table, so readers always find one
+            checks.write_empty_table(join(output, "results"), schema.COLORIZE_SCHEMA)
     log_counters(p.result, JOB)
     log.info("colorized into %s", output)

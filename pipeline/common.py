@@ -1,5 +1,6 @@
-"""Beam building blocks shared by the jobs: matching files, applying a pure function to each
-file with error capture, writing row batches as Parquet, and the accounting (stats + errors)."""
+"""Beam building blocks shared by the jobs: matching files, naming per-input outputs, applying a
+pure function to each file with error capture, writing row batches as Parquet, and the
+accounting (stats + errors)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms import schema
+from transforms import naming, schema
 from transforms.decode import ImageError
 from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 ERRORS = "errors"
 FILTERED = "filtered"
 OUTCOMES = "outcomes"
+RESUMED = "resumed"  # outcome codes of inputs whose output an earlier run finished
 FILTER_OUTCOMES = frozenset({schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL, schema.SKIPPED})
 
 
@@ -205,12 +207,26 @@ class SumArrays(beam.CombineFn):
         return acc
 
 
-def _write_stats(counts: list[tuple[str, int]], out_dir: str, job: str, extra: dict) -> dict:
-    outcomes = dict(sorted(counts))
+def _write_stats(
+    counts: list[tuple[tuple[str, bool], int]],
+    out_dir: str,
+    job: str,
+    extra: dict,
+    with_resumed: bool = False,
+) -> dict:
+    """stats.json from ((outcome, resumed), count) pairs: `outcomes` counts every input under
+    its outcome, whether this run or an earlier one (resumed) produced it, so a resumed run's
+    stats equal a clean run's; `resumed` says how many of them an earlier run did."""
+    outcomes: dict[str, int] = {}
+    resumed = 0
+    for (outcome, was_resumed), n in counts:
+        outcomes[outcome] = outcomes.get(outcome, 0) + n
+        resumed += n if was_resumed else 0
     stats = {
         "job": job,
         "total": sum(outcomes.values()),
-        "outcomes": outcomes,
+        "outcomes": dict(sorted(outcomes.items())),
+        **({"resumed": resumed} if with_resumed else {}),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
@@ -221,7 +237,11 @@ def _write_stats(counts: list[tuple[str, int]], out_dir: str, job: str, extra: d
 
 
 class WriteAccounting(beam.PTransform):
-    """stats.json (count per outcome) + errors/ and filtered/ Parquet tables in out_dir."""
+    """stats.json (count per outcome) + errors/ and filtered/ Parquet tables in out_dir.
+
+    Takes the dict of accounting_inputs; an optional RESUMED entry (outcome codes of inputs an
+    earlier run finished) is counted under those outcomes and in stats' `resumed` field.
+    """
 
     def __init__(self, out_dir: str, job: str, extra: dict | None = None):
         super().__init__()
@@ -232,9 +252,51 @@ class WriteAccounting(beam.PTransform):
             _ = outputs[tag] | f"Write{tag}" >> WriteRowBatches(
                 join(self.out_dir, tag), "part", schema.ERROR_SCHEMA, 10000
             )
+        outcomes = outputs[OUTCOMES] | "Fresh" >> beam.Map(lambda o: (o, False))
+        with_resumed = outputs.get(RESUMED) is not None
+        if with_resumed:
+            resumed = outputs[RESUMED] | "Resumed" >> beam.Map(lambda o: (o, True))
+            outcomes = (outcomes, resumed) | "AllOutcomes" >> beam.Flatten()
         return (
-            outputs[OUTCOMES]
+            outcomes
             | "CountOutcomes" >> beam.combiners.Count.PerElement()
             | "AllCounts" >> beam.combiners.ToList()
-            | "WriteStats" >> beam.Map(_write_stats, self.out_dir, self.job, self.extra)
+            | "WriteStats"
+            >> beam.Map(_write_stats, self.out_dir, self.job, self.extra, with_resumed)
         )
+
+
+class AssignNames(beam.PTransform):
+    """URIs -> (uri, output stem) by transforms.naming's rule, with the global view it needs:
+    key by naming.group_key, GroupByKey (only inputs sharing a key can collide), resolve each
+    group, then Reshuffle so the per-image work spreads over the workers again.
+
+    Inputs inside `exclude` (the job's own output folder) are dropped with a warning, so that
+    `colorize 'photos/**' photos/colour` does not colorize its own outputs and markers.
+    """
+
+    def __init__(self, bases: list[str] | tuple[str, ...], exclude: str | None = None):
+        super().__init__()
+        self.bases, self.exclude = tuple(bases), exclude
+
+    def expand(self, uris):
+        return (
+            uris
+            | "Keep" >> beam.Filter(_not_under, self.exclude)
+            | "ByGroup" >> beam.Map(_keyed, self.bases)
+            | "Group" >> beam.GroupByKey()
+            | "Resolve" >> beam.FlatMap(lambda kv: sorted(naming.resolve_group(kv[1]).items()))
+            | "Spread" >> beam.Reshuffle()
+        )
+
+
+def _keyed(uri: str, bases: tuple[str, ...]) -> tuple[str, tuple[str, str]]:
+    rel = naming.relative_name(uri, bases)
+    return naming.group_key(rel), (uri, rel)
+
+
+def _not_under(uri: str, folder: str | None) -> bool:
+    if folder and naming.is_under(uri, folder):
+        log.warning("not an input: %s is inside the output folder", uri)
+        return False
+    return True

@@ -11,6 +11,7 @@ report.md / report.html / summary.json with plots (transforms.report).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,9 +22,12 @@ import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from models.infer import ColorizerHandler, DecodeSettings, predict, resolve_device
+from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import DEFAULT_MODEL, describe, load_model, names
+from pipeline import checks, evaluate_hints, progress
 from pipeline.common import (
     ERRORS,
+    OUTCOMES,
     MatchFiles,
     WriteAccounting,
     WriteRowBatches,
@@ -31,28 +35,33 @@ from pipeline.common import (
     dead_letter_rows,
     safe_apply,
 )
-from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
+from pipeline.locking import output_lock
+from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
 from transforms import schema
 from transforms.bins import GRID, annealed_mean, hard_encode
 from transforms.colour import rgb_to_lab
-from transforms.compose import compose, render_l
-from transforms.crop import fit_and_crop
-from transforms.decode import DEFAULT_MAX_PIXELS, decode_image
+from transforms.compose import Composer, compose, luminance
+from transforms.crop import STRIP_PIXELS, fit_and_crop
+from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import clear_dirs, join, read_bytes, read_json, read_table
-from transforms.metrics import ab_errors, cmf, image_metrics
+from transforms.filters import classify_tone
+from transforms.hints import is_sidecar
+from transforms.metrics import StripMetrics
 from transforms.report import build_report, load_summary, select_examples
-from transforms.staging import uri_key
+from transforms.staging import FILTER_THUMBNAIL, uri_key
 
 log = logging.getLogger(__name__)
 JOB = "evaluate"
 NO_COLOUR, CONSTANT_PRIOR = "no colour", "constant prior"
 EVALUATED = "evaluated"
+MIN_SIZE = 32  # ground truth whose short side is smaller is filtered (as `stage` --min-size)
+CARRY_PIXELS = 4_000_000  # bigger truth waits in model batches without its pixels (for_batch)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """One model to evaluate: `--model name[,weights=URI][,temperature=T][,decode=M]
-    [,strength=S][,render_size=N][,label=L]`."""
+    [,strength=S][,render_size=N][,pipeline=authors|project][,label=L]`."""
 
     name: str
     label: str
@@ -61,6 +70,14 @@ class ModelSpec:
     render_size: int = 256
     settings: DecodeSettings = field(default_factory=DecodeSettings)
     prior: tuple[float, ...] = ()
+    pipeline: str = PROJECT  # models.official: the authors' or the project's pre/post
+
+
+SPEC_VALUES = {  # the validated numeric settings of a --model spec
+    "temperature": checks.temperature,
+    "strength": checks.strength,
+    "render_size": checks.render_size,
+}
 
 
 def parse_spec(text: str) -> ModelSpec:
@@ -70,11 +87,25 @@ def parse_spec(text: str) -> ModelSpec:
     if bad:
         raise SystemExit(f"--model {text}: settings must be KEY=VALUE, got {bad}")
     kv = dict(o.split("=", 1) for o in opts)
-    unknown = set(kv) - {"weights", "temperature", "decode", "strength", "render_size", "label"}
+    unknown = set(kv) - {
+        "weights",
+        "temperature",
+        "decode",
+        "strength",
+        "render_size",
+        "pipeline",
+        "label",
+    }
     if unknown:
         raise SystemExit(f"--model {text}: unknown settings {sorted(unknown)}")
     if name not in names():
         raise SystemExit(f"--model {name}: unknown model; known: {', '.join(names())}")
+    if kv.get("pipeline", PROJECT) not in PIPELINES:
+        raise SystemExit(f"--model {text}: pipeline must be one of {', '.join(PIPELINES)}")
+    for key, kind in SPEC_VALUES.items():
+        if key in kv:
+            kv[key] = checks.check_value(f"--model {text}: {key}", kv[key], kind)
+    checks.check_weights(name, kv.get("weights"), f"--model {text}")
     cfg = describe(name, kv.get("weights"))
     return ModelSpec(
         name=cfg["name"],
@@ -84,10 +115,11 @@ def parse_spec(text: str) -> ModelSpec:
         render_size=int(kv.get("render_size", cfg["render_size"])),
         settings=DecodeSettings(
             temperature=float(kv.get("temperature", cfg["temperature"])),
-            method=kv.get("decode", "annealed"),
+            method=kv.get("decode", cfg["decode"]),
             strength=float(kv.get("strength", cfg["strength"])),
         ),
         prior=tuple(cfg.get("prior") or ()),
+        pipeline=kv.get("pipeline", cfg["pipeline"]),
     )
 
 
@@ -106,6 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--size",
+        type=checks.eval_size,
         default="full",
         help="'full' (original resolution) or N: short side to N + centre crop",
     )
@@ -117,47 +150,120 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--baseline-temperature",
-        type=float,
+        type=checks.temperature,
         default=0.38,
         help="annealed-mean T of the constant-prior baseline",
     )
     p.add_argument("--compare", default=None, help="an earlier evaluate output to diff against")
-    p.add_argument("--batch-size", type=int, default=4, help="largest inference batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
+        "--batch-size", type=checks.positive_int, default=4, help="largest inference batch"
+    )
+    p.add_argument("--device", type=checks.device_name, default="auto", help="where models run")
+    p.add_argument(
+        "--max-pixels",
+        type=checks.positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images (decompression bombs)",
+    )
+    checks.add_allow_empty(p)
+    p.add_argument(
+        "--min-size",
+        type=checks.non_negative_int,
+        default=MIN_SIZE,
+        help="ground truth whose short side is smaller is filtered, not scored",
     )
     p.add_argument("--no-report", action="store_true", help="metrics only")
+    evaluate_hints.add_arguments(p)
 
 
-def load_truth(uri: str, data: bytes, size: int | None, max_pixels: int) -> dict:
-    """Ground truth at the evaluation resolution."""
+def load_truth(
+    uri: str, data: bytes, size: int | None, max_pixels: int, min_size: int = MIN_SIZE
+) -> dict:
+    """Ground truth at the evaluation resolution: uint8 RGB + its L (float32), no full Lab.
+
+    Only real colour truth is scored: like `stage`, an image whose short side is below
+    `min_size`, a single-channel one, or one that classify_tone (on a thumbnail) calls
+    grayscale or toned raises an ImageError with that filter outcome (-> filtered/).
+    """
     img = decode_image(data, draft_size=size, max_pixels=max_pixels)
+    if min(img.width, img.height) < min_size:
+        raise ImageError(
+            schema.TOO_SMALL, f"{img.width}x{img.height} is below --min-size {min_size}"
+        )
+    if img.grayscale_mode:
+        raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
     rgb = fit_and_crop(img.rgb, size) if size else img.rgb
-    lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+    tone = classify_tone(rgb_to_lab(fit_and_crop(rgb, FILTER_THUMBNAIL)))
+    if tone != "colour":
+        raise ImageError(tone, f"{tone} photo: no colour truth")
     return {
         "uri": uri,
         "key": uri_key(uri),
         "rgb": rgb,
-        "lab": lab,
+        "l": luminance(rgb, as_float=True),
         "width": img.width,
         "height": img.height,
     }
 
 
+def _probability_grid(probs: np.ndarray, height: int, width: int):
+    """(probs, fy, fx): the map (sampled down where the image is smaller) and the size of
+    the image blocks each of its cells averages."""
+    h, w = probs.shape[:2]
+    if height < h:  # image smaller than the probability map: sample the map down
+        probs, h = probs[np.arange(height) * h // height], height
+    if width < w:
+        probs, w = probs[:, np.arange(width) * w // width], width
+    return probs, height // h, width // w
+
+
+def _bits(probs: np.ndarray, ab_mean: np.ndarray) -> float:
+    p = np.take_along_axis(probs, hard_encode(ab_mean)[..., None].astype(np.int64), -1)[..., 0]
+    return float(np.mean(-np.log2(np.clip(p, 1e-12, None) / GRID**2)) / 2.0)
+
+
 def bits_per_dim(probs: np.ndarray, ab_true: np.ndarray) -> float:
     """Mean negative log2-likelihood of the true ab per ab dimension, at 1 Lab-unit resolution:
     −log2(P(bin) / GRID²) / 2, with ab_true area-averaged to the probability map's size."""
+    probs, fy, fx = _probability_grid(probs, *ab_true.shape[:2])
     h, w = probs.shape[:2]
-    H, W = ab_true.shape[:2]
-    if H < h:  # image smaller than the probability map: sample the map down
-        probs, h = probs[np.arange(H) * h // H], H
-    if W < w:
-        probs, w = probs[:, np.arange(W) * w // W], W
-    fy, fx = H // h, W // w
     ab = ab_true[: h * fy, : w * fx].reshape(h, fy, w, fx, 2).mean((1, 3))
-    p = np.take_along_axis(probs, hard_encode(ab)[..., None].astype(np.int64), -1)[..., 0]
-    return float(np.mean(-np.log2(np.clip(p, 1e-12, None) / GRID**2)) / 2.0)
+    return _bits(probs, ab)
+
+
+class _BlockMeans:
+    """bits_per_dim from bands of rows: the true ab summed per cell of the probability map."""
+
+    def __init__(self, probs: np.ndarray, height: int, width: int):
+        self.probs, self.fy, self.fx = _probability_grid(probs, height, width)
+        h, w = self.probs.shape[:2]
+        self.sums = np.zeros((h, w, 2))
+
+    def add(self, r0: int, ab_rows: np.ndarray) -> None:
+        h, w = self.sums.shape[:2]
+        n = max(0, min(len(ab_rows), h * self.fy - r0))
+        if n == 0:
+            return
+        cols = ab_rows[:n, : w * self.fx].reshape(n, w, self.fx, 2).sum(2, dtype=np.float64)
+        np.add.at(self.sums, (r0 + np.arange(n)) // self.fy, cols)
+
+    def bits(self) -> float:
+        return _bits(self.probs, (self.sums / (self.fy * self.fx)).astype(np.float32))
+
+
+def _prediction_rows(
+    pipeline: str,
+    l_full: np.ndarray,
+    ab_small: np.ndarray,
+    strength: float,
+    render_size: int | None,
+):
+    """rows(a, b) -> uint8 rows a..b of the predicted image: the project's composition band
+    by band (never whole), another pipeline's output (models.official) made once."""
+    if pipeline == PROJECT:
+        return Composer(l_full, ab_small, strength).rows
+    rgb = model_output(pipeline, l_full, ab_small, strength, render_size)
+    return lambda a, b: rgb[a:b]
 
 
 def score(
@@ -167,28 +273,35 @@ def score(
     strength: float,
     prior: np.ndarray | None,
     probs: np.ndarray | None = None,
+    pipeline: str = PROJECT,
+    render_size: int | None = None,
+    pixels: int = STRIP_PIXELS,
 ) -> dict:
-    """Metrics of one prediction against the ground truth (a METRICS_SCHEMA row + cmf)."""
-    rgb_pred = compose(item["lab"][..., 0], ab_small, strength)
-    lab_pred = rgb_to_lab(rgb_pred.astype(np.float32) / 255.0)
-    m = image_metrics(
-        item["rgb"].astype(np.float32) / 255.0,
-        rgb_pred.astype(np.float32) / 255.0,
-        item["lab"],
-        lab_pred,
-        prior,
-    )
+    """Metrics of one prediction against the ground truth (a METRICS_SCHEMA row + cmf);
+    `pipeline` says how the ab becomes an image (models.official.model_output). Computed in
+    bands of about `pixels` pixels (transforms.metrics.StripMetrics): memory does not grow
+    with the image."""
+    l_full, rgb = item["l"], item["rgb"]
+    height, width = l_full.shape
+    pred_rows = _prediction_rows(pipeline, l_full, ab_small, strength, render_size)
+    acc = StripMetrics(height, width, prior)
+    blocks = _BlockMeans(probs, height, width) if probs is not None else None
+    for a, r0, r1, b in acc.bands(pixels):
+        rgb_true = rgb[a:b].astype(np.float32) / 255.0
+        rgb_pred = pred_rows(a, b).astype(np.float32) / 255.0
+        lab_true = rgb_to_lab(rgb_true)
+        acc.add(a, r0, r1, rgb_true, rgb_pred, lab_true, rgb_to_lab(rgb_pred))
+        if blocks is not None:
+            blocks.add(r0, lab_true[r0 - a : r1 - a, :, 1:])
     return {
         "key": item["key"],
         "source_uri": item["uri"],
         "model": label,
         "width": item["width"],
         "height": item["height"],
-        **m,
-        "bits_per_dim": bits_per_dim(probs, item["lab"][..., 1:])
-        if probs is not None
-        else float("nan"),
-        "cmf": cmf(ab_errors(item["lab"][..., 1:], lab_pred[..., 1:])).astype(float).tolist(),
+        **acc.result(),
+        "bits_per_dim": blocks.bits() if blocks is not None else float("nan"),
+        "cmf": acc.cmf().astype(float).tolist(),
     }
 
 
@@ -199,23 +312,41 @@ def baseline_ab(label: str, prior: np.ndarray, temperature: float) -> np.ndarray
     return annealed_mean(prior, temperature)[None, None, :].astype(np.float32)
 
 
+def for_batch(item: dict, size: int | None, max_pixels: int, min_size: int = MIN_SIZE) -> dict:
+    """The item as it waits in RunInference's batches: a big image (over CARRY_PIXELS)
+    without its pixels (score_prediction loads it again), so that a batch of big scans does
+    not hold them all."""
+    if item["l"].size <= CARRY_PIXELS:
+        return item
+    light = {k: v for k, v in item.items() if k not in ("rgb", "l")}
+    return {**light, "reload": (size, max_pixels, min_size)}
+
+
 def score_prediction(kv, spec: ModelSpec, prior: np.ndarray | None) -> dict:
     """Score a RunInference result (item, PredictionResult) of one model."""
     item, result = kv
+    if "reload" in item:  # for_batch dropped its pixels
+        item = load_truth(item["uri"], read_bytes(item["uri"]), *item["reload"])
     ab, probs = (
         result.inference if isinstance(result.inference, tuple) else (result.inference, None)
     )
-    return score(item, ab, spec.label, spec.settings.strength, prior, probs)
+    return score(
+        item, ab, spec.label, spec.settings.strength, prior, probs, spec.pipeline, spec.render_size
+    )
 
 
 def build(
     p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None, threads: int | None = None
 ) -> None:
     """Add the evaluate graph to pipeline p."""
-    uris = p | "Match" >> MatchFiles(args.inputs)
+    uris = (
+        p
+        | "Match" >> MatchFiles(args.inputs)
+        | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
+    )
     truth = safe_apply(
         uris,
-        partial(load_truth, size=size, max_pixels=args.max_pixels),
+        partial(load_truth, size=size, max_pixels=args.max_pixels, min_size=args.min_size),
         JOB,
         "Truth",
         stage="decode",
@@ -250,7 +381,12 @@ def build(
         preds, dlq = (
             truth.rows
             | f"Render[{spec.label}]"
-            >> beam.Map(lambda it, n=spec.render_size: (it, render_l(it["lab"][..., 0], n)))
+            >> beam.Map(
+                lambda it, n=spec.render_size, pl=spec.pipeline: (
+                    for_batch(it, size, args.max_pixels, args.min_size),
+                    model_input(pl, it["rgb"], it["l"], n),
+                )
+            )
             | f"Infer[{spec.label}]" >> RunInference(handler).with_exception_handling()
         )
         out = safe_apply(
@@ -269,6 +405,16 @@ def build(
             dlq.failed_inferences
             | f"Dead[{spec.label}]" >> beam.FlatMap(dead_letter_rows, f"model:{spec.label}")
         )
+    # progress: an image is done when every model scored it (or failed on it): one tick per
+    # model and image; an image rejected at decode ticks once per model at once
+    rejected = truth[OUTCOMES] | "Rejected" >> beam.Filter(lambda o: o != EVALUATED)
+    progress.tick_each(JOB, rejected, weight=len(specs), label="ProgressRejected")
+    model_steps = steps[-len(specs) :] if specs else []
+    progress.tick_each(JOB, *[st.rows for st in model_steps], label="ProgressScored")
+    progress.tick_each(JOB, *[st[ERRORS] for st in model_steps], *dead, label="ProgressFailed")
+    if getattr(args, "hints", None):
+        hint_steps, hint_dead = evaluate_hints.build_sweep(truth.rows, args, specs, prior, threads)
+        steps, dead = steps + hint_steps, dead + hint_dead
     rows = scored | "AllRows" >> beam.Flatten()
     _ = rows | "Metrics" >> WriteRowBatches(
         join(args.output, "metrics"), "part", schema.METRICS_SCHEMA, 10000
@@ -305,16 +451,21 @@ def render_examples(
     models = {s.label: load_model(s.name, s.weights, device)[0] for s in specs}
     examples = []
     for label, r in select_examples(rows, specs[0].label):
-        item = load_truth(r["source_uri"], read_bytes(r["source_uri"]), size, args.max_pixels)
+        item = load_truth(r["source_uri"], read_bytes(r["source_uri"]), size, args.max_pixels, 1)
         scale = max(1, int(np.ceil(max(item["rgb"].shape[:2]) / max_side)))
-        l_full = item["lab"][..., 0]
-        images = {"gray input": compose(l_full, np.zeros((1, 1, 2), np.float32))[::scale, ::scale]}
+        l_full = item["l"]
+        images = {"gray input": compose(l_full, np.zeros((1, 1, 2), np.float32), step=scale)}
         images[CONSTANT_PRIOR] = compose(
-            l_full, baseline_ab(CONSTANT_PRIOR, prior, args.baseline_temperature)
-        )[::scale, ::scale]
+            l_full, baseline_ab(CONSTANT_PRIOR, prior, args.baseline_temperature), step=scale
+        )
         for s in specs:
-            ab, _ = predict(models[s.label], render_l(l_full, s.render_size)[None], s.settings)
-            images[s.label] = compose(l_full, ab[0], s.settings.strength)[::scale, ::scale]
+            l_in = model_input(s.pipeline, item["rgb"], l_full, s.render_size)
+            ab, _ = predict(models[s.label], l_in[None], s.settings)
+            if s.pipeline == PROJECT:  # every scale-th pixel of the composition, made alone
+                images[s.label] = compose(l_full, ab[0], s.settings.strength, step=scale)
+            else:
+                rgb = model_output(s.pipeline, l_full, ab[0], s.settings.strength, s.render_size)
+                images[s.label] = rgb[::scale, ::scale]
         images["ground truth"] = item["rgb"][::scale, ::scale]
         de = {x["model"]: x["ciede2000"] for x in rows if x["key"] == r["key"]}
         examples.append(
@@ -330,20 +481,50 @@ def render_examples(
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
-    """Run the evaluate job, then write the report."""
+    """Run the job holding its output folder's lock (pipeline.locking: one run per folder)."""
+    # fail fast, before any worker starts (and before the lock makes the output folder)
+    patterns, total = checks.match_inputs(args.inputs, getattr(args, "allow_empty", False))
+    checks.check_output_dir(args.output)
+    checks.check_device(args.device)
+    with output_lock(args.output, JOB):
+        return _run(args, beam_args, patterns, total)
+
+
+def _run(
+    args: argparse.Namespace, beam_args: list[str], patterns: list[str], total: int
+) -> dict | None:
+    """Run the evaluate job on the inputs that match (`patterns`, `total` files), then write
+    the report."""
     size = None if str(args.size).lower() == "full" else int(args.size)
+    if patterns != list(args.inputs):
+        args = argparse.Namespace(**{**vars(args), "inputs": patterns})
     specs = [parse_spec(s) for s in (args.model or [DEFAULT_MODEL])]
     if len({s.label for s in specs}) != len(specs):
         raise SystemExit("two --model entries share a label: add ,label=NAME")
     prior = resolve_prior(args, specs)
     if args.compare:
         load_summary(args.compare)  # fail now, not after the inference, if it is missing
-    clear_dirs(args.output, ["metrics", "errors", "filtered"])
+    clear_dirs(args.output, ["metrics", "errors", "filtered", evaluate_hints.HINTS_DIR])
     t0 = time.time()
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with beam.Pipeline(options=options) as p:
-        build(p, args, specs, prior, size, threads_per_worker(options))
+    with progress.report(JOB, total, per_item=len(specs), enabled=is_local(options)):
+        with beam.Pipeline(options=options) as p:
+            build(p, args, specs, prior, size, threads_per_worker(options))
     log_counters(p.result, JOB)
+    if args.hints:
+        hint_summary = evaluate_hints.report(args, specs)
+        log.info("hint sweep: %s", join(args.output, "hints.md"))
+        for model, t in hint_summary["targets"].items():
+            log.info("%s: %s", model, json.dumps(t, default=str))
+    if not checks.has_rows(join(args.output, "metrics")):
+        checks.write_empty_table(join(args.output, "metrics"), schema.METRICS_SCHEMA)
+        if not total:  # --allow-empty
+            log.info("no input: empty tables, no report")
+            return None
+        raise checks.JobFailed(
+            f"nothing to score: none of the {total} inputs is usable ground truth "
+            f"(see {join(args.output, 'errors')} and {join(args.output, 'filtered')})"
+        )
     if args.no_report:
         return None
     rows = read_table(join(args.output, "metrics")).to_pylist()
@@ -359,6 +540,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
                 "render_size": s.render_size,
                 "temperature": s.settings.temperature,
                 "decode": s.settings.method,
+                "pipeline": s.pipeline,
                 "strength": s.settings.strength,
             }
             for s in specs
@@ -371,6 +553,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
         "seconds": round(time.time() - t0, 1),
     }
     examples = render_examples(rows, specs, prior, args, size)
-    summary = build_report(rows, examples, meta, args.output, args.compare)
+    summary = build_report(  # models in the command line's order, then the baselines
+        rows, examples, meta, args.output, args.compare, models=[s.label for s in specs]
+    )
     log.info("report: %s", join(args.output, "report.html"))
     return summary

@@ -33,8 +33,17 @@ def make_pipeline_options(
             args.append(f"--direct_running_mode={local_mode}")
         if "--direct_num_workers" not in given:
             args.append(f"--direct_num_workers={os.cpu_count() or 1}")
-    log.info("Beam options: %s", " ".join(args))
+    log.debug("Beam options: %s", " ".join(args))
     return PipelineOptions(args)
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """Whether the pipeline runs on this machine (the DirectRunner / FnApiRunner), where
+    pipeline.progress can count what the workers finish."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    return runner in ("DirectRunner", "direct", DEFAULT_RUNNER)
 
 
 def threads_per_worker(options: PipelineOptions) -> int | None:

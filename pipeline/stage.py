@@ -16,7 +16,9 @@ from functools import partial
 import apache_beam as beam
 import numpy as np
 
+from pipeline import checks, progress
 from pipeline.common import (
+    OUTCOMES,
     MatchFiles,
     SumArrays,
     WriteAccounting,
@@ -24,7 +26,8 @@ from pipeline.common import (
     accounting_inputs,
     safe_apply,
 )
-from pipeline.options import log_counters, make_pipeline_options
+from pipeline.locking import output_lock
+from pipeline.options import is_local, log_counters, make_pipeline_options
 from transforms import schema
 from transforms.bins import GRID, gamut_bins, num_bins
 from transforms.decode import DEFAULT_MAX_PIXELS
@@ -42,33 +45,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `stage` job's own options."""
     p.add_argument("inputs", nargs="+", help="fsspec globs of images (local, gs://, memory://)")
     p.add_argument("output", help="output folder (fsspec URL)")
-    p.add_argument("--size", type=int, default=224, help="side of the stored square crop")
-    p.add_argument("--min-size", type=int, default=32, help="drop images whose short side is less")
-    p.add_argument("--val-percent", type=float, default=10.0, help="share of keys in 'val' split")
-    p.add_argument("--shard-rows", type=int, default=1000, help="rows per Parquet shard at most")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger")
+    p.add_argument(
+        "--size", type=checks.crop_size, default=224, help="side of the stored square crop"
+    )
+    p.add_argument(
+        "--min-size",
+        type=checks.non_negative_int,
+        default=32,
+        help="drop images whose short side is less",
+    )
+    p.add_argument(
+        "--val-percent",
+        type=checks.percent,
+        default=10.0,
+        help="share of keys (percent) in the 'val' split",
+    )
+    p.add_argument(
+        "--shard-rows",
+        type=checks.positive_int,
+        default=1000,
+        help="rows per Parquet shard at most",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=checks.positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images (decompression bombs)",
+    )
+    checks.add_allow_empty(p)
     p.add_argument(
         "--rebalance-lambda",
-        type=float,
+        type=checks.probability,
         default=REBALANCE_LAMBDA,
         help="λ of the class-rebalancing weights ((1-λ)·P̃ + λ/Q)^-1",
     )
     t = GrayThresholds()
     p.add_argument(
         "--gray-mean-chroma",
-        type=float,
+        type=checks.non_negative_float,
         default=t.mean_chroma,
         help="grayscale if mean chroma is below this ...",
     )
     p.add_argument(
         "--gray-high-chroma",
-        type=float,
+        type=checks.non_negative_float,
         default=t.high_chroma,
         help="... and the 99th percentile of chroma is below this",
     )
     p.add_argument(
         "--tone-residual",
-        type=float,
+        type=checks.non_negative_float,
         default=t.tone_residual,
         help="toned (sepia etc.) if ab strays less than this from one tone curve",
     )
@@ -123,6 +149,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
     uris = p | "Match" >> MatchFiles(args.inputs)
     out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
+    progress.tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
         join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows
     )
@@ -139,9 +166,24 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> None:
-    """Run the stage job to completion."""
+    """Run the job holding its output folder's lock (pipeline.locking: one run per folder)."""
+    # fail fast, before any worker starts (and before the lock makes the output folder)
+    patterns, total = checks.match_inputs(args.inputs, getattr(args, "allow_empty", False))
+    checks.check_output_dir(args.output)
+    with output_lock(args.output, JOB):
+        return _run(args, beam_args, patterns, total)
+
+
+def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], total: int) -> None:
+    """Run the stage job to completion (on the inputs that match: `patterns`, `total` files)."""
+    if patterns != list(args.inputs):
+        args = argparse.Namespace(**{**vars(args), "inputs": patterns})
     clear_dirs(args.output, ["shards", "errors", "filtered"])
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as p:
-        build(p, args)
+    options = make_pipeline_options(beam_args)
+    with progress.report(JOB, total, enabled=is_local(options)):
+        with beam.Pipeline(options=options) as p:
+            build(p, args)
+    if not total:  # --allow-empty: empty tables, so readers always find them
+        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
     log_counters(p.result, JOB)
     log.info("staged into %s", args.output)

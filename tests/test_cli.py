@@ -38,7 +38,27 @@ JOB_OPTIONS = {
         "--render-size",
     ],  # fmt: skip
     "evaluate": ["--model", "--size", "--priors", "--compare", "--no-report"],
+    "encode": ["--out-file", "--weights", "--max-bytes", "--batch-size", "--device"],
+    "decode": ["--out-file", "--weights", "--batch-size", "--device"],
 }
+CHECKED_JOBS = ("stage", "train", "colorize", "evaluate")  # every numeric option range-checked
+
+
+def _fail(argv: list[str], capsys) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stderr), whether argparse exits or main returns."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def _one_error_line(err: str) -> str:
+    """The single `chromabeam: error:` line of a failed command (and no traceback)."""
+    lines = [ln for ln in err.splitlines() if ln.startswith("chromabeam: error: ")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    return lines[0][len("chromabeam: error: ") :]
 
 
 def _help(argv: list[str], capsys) -> str:
@@ -98,9 +118,11 @@ def test_unknown_model_rejected_by_argparse(job, argv, capsys):
     assert "eccv16-small" in err
 
 
-def test_unknown_model_rejected_by_evaluate(tmp_path):
-    with pytest.raises(SystemExit, match="unknown model"):
-        cli.main(["evaluate", "x/*.png", str(tmp_path), "--model", "pix2pix"])
+def test_unknown_model_rejected_by_evaluate(tmp_path, capsys):
+    code, err = _fail(
+        ["evaluate", str(ROOT / "samples" / "*.jpg"), str(tmp_path), "--model", "pix2pix"], capsys
+    )
+    assert code == 2 and "--model pix2pix: unknown model; known:" in err
 
 
 def test_missing_job_is_an_error(capsys):
@@ -132,4 +154,321 @@ def test_unknown_double_dash_options_reach_the_job(monkeypatch):
         == 0
     )
     assert seen["rest"] == ["--runner=DirectRunner"]
-    assert seen["args"].paths == ["in/*.jpg", "out"] and seen["args"].log_level == "warning"
+    assert seen["args"].paths == ["in/*.jpg", "out"] and seen["args"].log_level == "WARNING"
+
+
+# --- mistakes stop with one line and a non-zero exit (issue 10) ------------------------------
+
+SAMPLES = str(ROOT / "samples" / "*.jpg")
+
+# argv -> the message (after "chromabeam: error: "); every case exits 2 at parse time
+RANGE_CASES = [
+    (["colorize", SAMPLES, "o", "--strength", "nan"],
+     "argument --strength: expected a number >= 0, got 'nan'"),
+    (["colorize", SAMPLES, "o", "--temperature", "0"],
+     "argument --temperature: expected a number > 0, got '0'"),
+    (["stage", SAMPLES, "o", "--size", "0"],
+     "argument --size: expected an integer from 8 to 4096, got '0'"),
+    (["stage", SAMPLES, "o", "--size", "-5"],
+     "argument --size: expected an integer from 8 to 4096, got '-5'"),
+    (["colorize", SAMPLES, "o", "--render-size", "0"],
+     "argument --render-size: expected an integer from 16 to 4096 and a multiple of 8, got '0'"),
+    (["colorize", SAMPLES, "o", "--batch-size", "0"],
+     "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["colorize", SAMPLES, "o", "--batch-size", "-1"],
+     "argument --batch-size: expected an integer >= 1, got '-1'"),
+    (["colorize", SAMPLES, "o", "--quality", "500"],
+     "argument --quality: expected an integer from 1 to 100, got '500'"),
+    (["stage", SAMPLES, "o", "--val-percent", "150"],
+     "argument --val-percent: expected a number from 0 to 100, got '150'"),
+    (["stage", SAMPLES, "o", "--shard-rows", "0"],
+     "argument --shard-rows: expected an integer >= 1, got '0'"),
+    (["stage", SAMPLES, "o", "--rebalance-lambda", "2"],
+     "argument --rebalance-lambda: expected a number from 0 to 1, got '2'"),
+    (["stage", SAMPLES, "o", "--gray-mean-chroma", "-1"],
+     "argument --gray-mean-chroma: expected a number >= 0, got '-1'"),
+    (["colorize", SAMPLES, "o", "--max-pixels", "0"],
+     "argument --max-pixels: expected an integer >= 1, got '0'"),
+    (["colorize", SAMPLES, "o", "--device", "gpu"],
+     "argument --device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    (["evaluate", SAMPLES, "o", "--size", "0"],
+     "argument --size: expected 'full' or an integer >= 16, got '0'"),
+    (["evaluate", SAMPLES, "o", "--baseline-temperature", "inf"],
+     "argument --baseline-temperature: expected a number > 0, got 'inf'"),
+    (["train", "s", "o", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
+    (["train", "s", "o", "--lr", "nan"], "argument --lr: expected a number >= 0, got 'nan'"),
+    (["train", "s", "o", "--width", "0"],
+     "argument --width: expected a number > 0 and <= 4, got '0'"),
+    (["train", "s", "o", "--crop", "30"],
+     "argument --crop: expected an integer from 16 to 4096 and a multiple of 8, got '30'"),
+    (["train", "s", "o", "--max-minutes", "-1"],
+     "argument --max-minutes: expected a number > 0, got '-1'"),
+    (["train", "s", "o", "--mh-relax", "1"],
+     "argument --mh-relax: expected a number >= 0 and < 1, got '1'"),
+    (["colorize", SAMPLES, "o", "--render-szie", "256"],
+     "unrecognised option --render-szie; did you mean --render-size?"),
+    (["stage", SAMPLES, "o", "--frobnicate"],
+     "unrecognised option --frobnicate (neither chromabeam nor Beam knows it)"),
+    (["stage", SAMPLES, "o", "--direct_num_worker=2"],
+     "unrecognised option --direct_num_worker; did you mean --direct_num_workers?"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, message", RANGE_CASES, ids=[" ".join(c[0][3:]) for c in RANGE_CASES]
+)
+def test_bad_options_stop_at_parse_time(argv, message, capsys):
+    code, err = _fail(argv, capsys)
+    assert code == 2
+    line = _one_error_line(err)
+    assert line == f"{message} (see: chromabeam {argv[0]} --help)"
+    assert len(err.splitlines()) == 1, err  # no usage block, no log line: nothing ran
+
+
+def test_every_numeric_option_has_a_validator():
+    """No job option takes a bare int/float: each is range-checked by a pipeline.checks type."""
+    parser = cli.build_parser()
+    for job in CHECKED_JOBS:
+        for action in cli._job_parser(parser, job)._actions:
+            assert action.type not in (int, float), (job, action.option_strings)
+
+
+@pytest.mark.parametrize("job", CHECKED_JOBS)
+def test_help_shows_defaults_and_ranges(job, capsys):
+    out = " ".join(_help([job, "--help"], capsys).split())
+    for opt in cli._job_parser(cli.build_parser(), job)._actions:
+        if opt.option_strings and opt.help and opt.default not in (None, False, "==SUPPRESS=="):
+            name = opt.option_strings[-1]
+            assert f"(default: {opt.default})" in out or "(default:" in out, (job, name)
+        if getattr(opt.type, "range_text", None):
+            assert f"[{opt.type.range_text}]" in out, (job, opt.option_strings)
+    assert "(default: INFO)" in out and "-v, --verbose" in out
+
+
+def test_help_shows_these_defaults(capsys):
+    out = " ".join(_help(["colorize", "--help"], capsys).split())
+    assert "JPEG/WebP quality [an integer from 1 to 100] (default: 95)" in out
+    assert "(default: 8)" in out and "(default: auto)" in out
+    out = " ".join(_help(["stage", "--help"], capsys).split())
+    assert "[a number from 0 to 100] (default: 10.0)" in out and "(default: 224)" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> str:
+    from tests.conftest_models import write_tiny_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    write_tiny_checkpoint(path, "eccv16-small", seed=3)
+    return str(path)
+
+
+def test_no_input_matched(tmp_path, capsys):
+    for job in ("stage", "colorize", "evaluate"):
+        pattern = str(tmp_path / "nothing" / "*.png")
+        code, err = _fail([job, pattern, str(tmp_path / "out")], capsys)
+        assert code == 2, job
+        assert _one_error_line(err) == (
+            f"no input matches '{pattern}' (pass --allow-empty to accept that)"
+        )
+        assert not (tmp_path / "out").exists()  # failed before any output was made
+
+
+def test_allow_empty_writes_empty_tables(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from transforms import schema
+
+    out = tmp_path / "out"
+    argv = ["stage", str(tmp_path / "none-*.png"), str(out), "--allow-empty"]
+    assert cli.main(argv + ["--direct_running_mode=in_memory"]) == 0
+    assert pq.read_table(out / "shards").schema.equals(schema.SHARD_SCHEMA)
+    assert pq.read_table(out / "shards").num_rows == 0
+    assert pq.read_table(out / "errors").num_rows == 0
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "foreign"])
+def test_bad_weights(case, tmp_path, capsys):
+    import torch
+
+    path = tmp_path / {"missing": "none.pt", "text": "notes.txt", "foreign": "other.pt"}[case]
+    if case == "text":
+        path.write_text("not weights\n")
+    if case == "foreign":
+        torch.save({"w": torch.zeros(3)}, path)
+    code, err = _fail(["colorize", SAMPLES, str(tmp_path / "o"), "--weights", str(path)], capsys)
+    assert code == 2
+    line = _one_error_line(err)
+    expected = {
+        "missing": f"--weights {path}: no such file",
+        "text": f"--weights {path}: not a checkpoint (not a torch file: it starts with "
+        'b\'not weig\'); expected a torch checkpoint {"config", "state_dict"} or a state '
+        "dict of model eccv16-small",
+        "foreign": f"--weights {path}: not a state dict of model eccv16-small: ",
+    }[case]
+    assert line.startswith(expected), line
+    code, err = _fail(
+        ["evaluate", SAMPLES, str(tmp_path / "o"), "--model", f"eccv16-small,weights={path}"],
+        capsys,
+    )
+    assert code == 2
+    assert _one_error_line(err).startswith(f"--model eccv16-small,weights={path}: ")
+
+
+def test_output_is_a_file_or_not_writable(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for job in ("stage", "colorize", "evaluate"):
+        code, err = _fail([job, SAMPLES, str(f)], capsys)
+        assert (code, _one_error_line(err)) == (2, f"output {f} is a file, not a folder"), job
+        code, err = _fail([job, SAMPLES, str(f / "sub")], capsys)
+        assert code == 2
+        assert _one_error_line(err) == f"output {f / 'sub'} is not writable: Not a directory"
+
+
+def test_evaluate_with_nothing_to_score(tmp_path, capsys, tiny_ckpt):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    (tmp_path / "in" / "notes.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    argv = [
+        "evaluate",
+        f"{tmp_path}/in/*.png",
+        str(out),
+        "--model",
+        f"eccv16-small,weights={tiny_ckpt}",
+    ]
+    code, err = _fail(argv + ["--device", "cpu", "--direct_running_mode=in_memory"], capsys)
+    assert code == 1
+    assert _one_error_line(err) == (
+        f"nothing to score: none of the 2 inputs is usable ground truth "
+        f"(see {out}/errors and {out}/filtered)"
+    )
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "zero-byte file"), (b"GIF89a\x01\x00", "not a readable image")],
+    ids=["zero-byte", "corrupt"],
+)
+def test_single_image_mode_bad_input(content, reason, tmp_path, capsys, tiny_ckpt, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo.jpg").write_bytes(content)
+    argv = ["colorize", "photo.jpg", "-o", "photo_color.png", "--weights", tiny_ckpt]
+    code, err = _fail(argv, capsys)
+    assert code == 1
+    assert _one_error_line(err).startswith(f"photo.jpg: {reason}")
+    assert not (tmp_path / "photo_color.png").exists()
+    code, err = _fail(["colorize", "nothere.jpg", "-o", "x.png", "--weights", tiny_ckpt], capsys)
+    assert (code, _one_error_line(err)) == (2, "nothere.jpg: no such file")
+
+
+def _patched_job(monkeypatch, job: str, fn):
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    cli._job_parser(parser, job).set_defaults(func=fn)
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
+    def interrupted(args, rest):
+        from pipeline import progress
+
+        with progress.report("colorize", total=400, interval=60):
+            progress.tick("colorize", 120)
+            raise KeyboardInterrupt
+
+    _patched_job(monkeypatch, "colorize", interrupted)
+    code, err = _fail(["colorize", "in/*.jpg", "out"], capsys)
+    assert code == 130
+    assert _one_error_line(err) == (
+        "colorize interrupted after 120/400 inputs; rerun with --skip-existing to resume"
+    )
+    _patched_job(monkeypatch, "stage", interrupted)
+    code, err = _fail(["stage", "in/*.jpg", "out"], capsys)
+    assert code == 130 and _one_error_line(err).endswith("rerun the same command to start again")
+
+
+def test_unexpected_failures_are_one_line_unless_verbose(monkeypatch, capsys):
+    def broken(args, rest):
+        raise ValueError("something\nbroke")
+
+    _patched_job(monkeypatch, "stage", broken)
+    code, err = _fail(["stage", "in/*.jpg", "out"], capsys)
+    assert code == 1
+    assert _one_error_line(err) == (
+        "stage failed: ValueError: something broke (run with -v for the traceback)"
+    )
+    for flag in ("-v", "--debug"):
+        code, err = _fail(["stage", "in/*.jpg", "out", flag], capsys)
+        assert code == 1 and "Traceback (most recent call last)" in err and "ValueError" in err
+
+
+def test_beam_info_logs_only_with_verbose():
+    import logging
+
+    cli.setup_logging("INFO")
+    assert logging.getLogger("apache_beam").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("pipeline.colorize").getEffectiveLevel() == logging.INFO
+    cli.setup_logging("INFO", verbose=True)
+    assert logging.getLogger("apache_beam").getEffectiveLevel() == logging.INFO
+    cli.setup_logging("WARNING", debug=True)
+    assert logging.getLogger("apache_beam.runners").getEffectiveLevel() == logging.DEBUG
+    cli.setup_logging("INFO")
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_real_run(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it, during a multi-process
+    stage run: one line, exit code 130, no traceback from Beam's threads or workers."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHROMABEAM_PROGRESS_SECONDS": "1"}
+    data = str(ROOT.parent / "shared" / "data" / "imagenet-samples" / "*.JPEG")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "stage", data, str(tmp_path / "out")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(25)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.splitlines()[-1].startswith("chromabeam: error: stage interrupted after "), err
+
+
+def test_make_before_after_writes_to_out_by_default(tmp_path, monkeypatch):
+    """docs/make_before_after.py never rewrites the tracked docs/before_after.jpg unless told."""
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("mba", ROOT / "docs" / "make_before_after.py")
+    mba = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mba)
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    for gray in sorted((ROOT / "samples").glob("*.jpg")):
+        Image.new("RGB", (40, 30), (200, 90, 40)).save(colour / f"{gray.stem}.png")
+    tracked = ROOT / "docs" / "before_after.jpg"
+    before = tracked.stat().st_mtime_ns
+    monkeypatch.setattr(mba, "DEFAULT_OUT", tmp_path / "out" / "before_after.jpg")
+    assert mba.main(str(colour)) == tmp_path / "out" / "before_after.jpg"
+    assert Image.open(tmp_path / "out" / "before_after.jpg").size[1] > 0
+    assert mba.main(str(colour), str(tmp_path / "x.jpg")) == tmp_path / "x.jpg"
+    assert tracked.stat().st_mtime_ns == before
+
+
+def test_train_needs_a_stage_output(tmp_path, capsys):
+    code, err = _fail(["train", str(tmp_path / "none"), str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert _one_error_line(err) == (
+        f"{tmp_path / 'none'}: no such folder (expected the output of `chromabeam stage`)"
+    )
+    code, err = _fail(
+        ["train", str(tmp_path), str(tmp_path / "run"), "--runner=DirectRunner"], capsys
+    )
+    assert (code, _one_error_line(err)) == (
+        2,
+        "train runs without Beam: unrecognised --runner=DirectRunner",
+    )

@@ -174,17 +174,20 @@ def test_stats(first_run):
 
 def test_skip_existing_rewrites_nothing(first_run, inputs, ckpt):
     mtimes = {rel: os.stat(first_run / _out(rel)).st_mtime_ns for rel in GOOD}
+    before = json.loads((first_run / "stats.json").read_text())
+    rows_before = read_table(str(first_run / "results")).to_pylist()
     _run(inputs, first_run, ckpt, "--skip-existing")
     assert {rel: os.stat(first_run / _out(rel)).st_mtime_ns for rel in GOOD} == mtimes
     stats = json.loads((first_run / "stats.json").read_text())
-    assert stats["outcomes"].get("skipped") == len(GOOD)
-    assert "colorized" not in stats["outcomes"]
+    # a resumed run accounts for every input as the clean run did (issue 9)
+    assert stats["outcomes"] == before["outcomes"]
+    assert stats["resumed"] == len(GOOD) and before["resumed"] == 0
     assert stats["total"] == len(GOOD) + len(BAD)
-    skipped = read_table(str(first_run / "filtered")).to_pylist()
-    assert {r["uri"] for r in skipped} == {str(inputs / rel) for rel in GOOD}
-    assert all(r["outcome"] == "skipped" for r in skipped)
-    # the earlier results are kept
-    assert read_table(str(first_run / "results")).num_rows == len(GOOD)
+    assert read_table(str(first_run / "filtered")).num_rows == 0
+    # results/ is rebuilt: the earlier rows, recovered from the finished markers, once each
+    rows = read_table(str(first_run / "results")).to_pylist()
+    key = lambda r: r["output_uri"]  # noqa: E731
+    assert sorted(rows, key=key) == sorted(rows_before, key=key)
 
 
 def test_format_jpeg(inputs, ckpt, tmp_path):

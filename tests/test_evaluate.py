@@ -309,3 +309,101 @@ def test_bits_per_dim_of_a_model_with_its_own_bins():
     assert np.abs(ab).max() < 1e-3
     truth = np.zeros((32, 32, 2), np.float32)  # a gray image
     assert evaluate.bits_per_dim(probs[0], truth) == pytest.approx(math.log2(10), abs=1e-3)
+
+
+# --- only real colour truth is scored; scoring in bands (issue 9) -------------------------
+
+
+def _sepia(h: int, w: int) -> np.ndarray:
+    """A toned photo: colour a function of brightness alone (dark brown to cream)."""
+    from tests.helpers import smooth_colour_field
+
+    gray = smooth_colour_field(h, w, seed=3).mean(-1, keepdims=True) / 255.0
+    tone = np.array([1.0, 0.82, 0.62])
+    return np.clip(np.rint(255 * gray**0.9 * tone + 20 * gray), 0, 255).astype(np.uint8)
+
+
+def _odd_truth(folder: Path) -> dict[str, Path]:
+    """A colour photo and ground truth that is no colour truth."""
+    from PIL import Image
+
+    from tests.conftest_models import save_png
+    from tests.helpers import smooth_colour_field
+
+    colour = smooth_colour_field(40, 56, seed=1)
+    gray = np.repeat(colour.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    files = {
+        "colour": save_png(folder / "colour.png", colour),
+        "grayscale": save_png(folder / "gray_rgb.png", gray),
+        "tiny": save_png(folder / "one_pixel.png", colour[:1, :1]),
+        "strip": save_png(folder / "strip_3x2000.png", np.tile(colour[:3, :40], (1, 50, 1))),
+    }
+    Image.fromarray(gray[..., 0]).save(folder / "gray_l.png")
+    files["gray_l"] = folder / "gray_l.png"
+    files["sepia"] = save_png(folder / "sepia.png", _sepia(40, 56))
+    return files
+
+
+def test_load_truth_filters_what_is_no_colour_truth(tmp_path):
+    from transforms.decode import ImageError
+
+    files = _odd_truth(tmp_path)
+    want = {"grayscale": "grayscale", "gray_l": "grayscale", "tiny": "too_small",
+            "strip": "too_small", "sepia": "toned"}  # fmt: skip
+    for name, outcome in want.items():
+        with pytest.raises(ImageError) as e:
+            evaluate.load_truth(str(files[name]), files[name].read_bytes(), None, 10**8)
+        assert e.value.outcome == outcome, name
+    item = evaluate.load_truth(str(files["colour"]), files["colour"].read_bytes(), None, 10**8)
+    assert set(item) == {"uri", "key", "rgb", "l", "width", "height"}  # no full-size Lab
+    assert item["rgb"].dtype == np.uint8 and item["l"].dtype == np.float32
+    np.testing.assert_array_equal(
+        item["l"], rgb_to_lab(item["rgb"].astype(np.float32) / 255.0)[..., 0]
+    )
+
+
+@pytest.mark.slow  # a Beam run (~10 s on a loaded machine); load_truth's test is fast
+def test_evaluate_scores_only_colour_truth(setup, tmp_path):
+    folder = tmp_path / "truth"
+    files = _odd_truth(folder)
+    out = tmp_path / "out"
+    args = job_args(evaluate, [f"{folder}/*.png", str(out), "--model",
+                               f"{MODEL},weights={setup['ckpt']}", "--priors", setup["priors"],
+                               "--device", "cpu", "--no-report"])  # fmt: skip
+    evaluate.run(args, list(BEAM_ARGS))
+    rows = _rows(out)
+    assert {r["source_uri"] for r in rows} == {str(files["colour"])}
+    assert len(rows) == 3  # the model and both baselines
+    assert all(math.isfinite(r["psnr"]) for r in rows)
+    filtered = {r["uri"]: r for r in read_table(str(out / "filtered")).to_pylist()}
+    assert set(filtered) == {str(p) for k, p in files.items() if k != "colour"}
+    reasons = {k: filtered[str(p)] for k, p in files.items() if k != "colour"}
+    assert reasons["tiny"]["outcome"] == reasons["strip"]["outcome"] == "too_small"
+    assert reasons["strip"]["reason"] == "2000x3 is below --min-size 32"
+    assert reasons["grayscale"]["outcome"] == reasons["gray_l"]["outcome"] == "grayscale"
+    assert reasons["sepia"]["outcome"] == "toned"
+    assert all(r["stage"] == "filter" and r["reason"] for r in filtered.values())
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["outcomes"] == {"evaluated": 1, "too_small": 2, "grayscale": 2, "toned": 1}
+    assert read_table(str(out / "errors")).num_rows == 0
+
+
+def test_score_in_bands_equals_the_whole_image(setup):
+    uri = str(setup["images"][0])
+    item = evaluate.load_truth(uri, Path(uri).read_bytes(), None, 10**8)
+    rng = np.random.default_rng(2)
+    ab = rng.uniform(-60, 60, (4, 5, 2)).astype(np.float32)
+    probs = rng.random((8, 8, num_bins())).astype(np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    one = evaluate.score(item, ab, "m", 0.9, _prior(), probs, pixels=10**9)
+    banded = evaluate.score(item, ab, "m", 0.9, _prior(), probs, pixels=64 * 5)  # 5-row bands
+    rgb = item["rgb"]
+    lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+    pred = compose(lab[..., 0], ab, 0.9)
+    lab_pred = rgb_to_lab(pred.astype(np.float32) / 255.0)
+    direct = image_metrics(rgb / 255.0, pred / 255.0, lab, lab_pred, _prior())
+    for m in METRICS:
+        assert banded[m] == pytest.approx(one[m], rel=1e-9), m
+        assert banded[m] == pytest.approx(direct[m], rel=1e-6, abs=1e-9), m
+    assert banded["bits_per_dim"] == pytest.approx(evaluate.bits_per_dim(probs, lab[..., 1:]))
+    np.testing.assert_allclose(banded["cmf"], one["cmf"], atol=1e-12)

@@ -118,8 +118,158 @@ def test_cyanotype_pngs_are_filtered_by_stage_image(size):
 def test_thresholds_are_used():
     lab = _thumb_lab(tone_curve(gray_photo(), *SEPIA))
     assert classify_tone(lab) == "toned"
-    assert classify_tone(lab, GrayThresholds(tone_residual=0.01)) == "colour"
+    assert classify_tone(lab, GrayThresholds(tone_residual=0.01)) == "toned"  # smooth residual
+    off = GrayThresholds(tone_residual=0.01, smooth_tone_residual=0.01)
+    assert classify_tone(lab, off) == "colour"
+    assert classify_tone(lab, GrayThresholds(tone_residual=0.01, min_tone_chroma=100)) == "colour"
     assert classify_tone(lab, GrayThresholds(mean_chroma=100, high_chroma=100)) == "grayscale"
+
+
+# --- JPEG-robust toned filter --------------------------------------------------------------
+
+JPEG_QUALITIES = (50, 60, 75, 85, 92, 95)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    return encode(Image.fromarray(rgb), "JPEG", quality=quality)
+
+
+def _gray(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"))
+
+
+def test_smooth_residual_ignores_local_chroma_noise_but_not_other_hues():
+    g = gray_photo(256)
+    toned = tone_curve(g, *CYANOTYPE).astype(np.float64)
+    # JPEG-like chroma error: 8x8-block offsets in Cb/Cr (zero-mean), luma untouched
+    rng = np.random.default_rng(0)
+    h, w = g.shape
+    blocks = rng.normal(0.0, 1.0, ((h + 7) // 8, (w + 7) // 8, 2))
+    off = np.kron(blocks, np.ones((8, 8, 1)))[:h, :w]
+    noisy = (
+        toned
+        + off[..., :1] * np.array([0.0, -0.344, 1.772])
+        + off[..., 1:] * np.array([1.402, -0.714, 0.0])
+    )
+    noisy = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    clean_m, noisy_m = (
+        colour_measures(_thumb_lab(toned.astype(np.uint8))),
+        colour_measures(_thumb_lab(noisy)),
+    )
+    assert clean_m["smooth_tone_residual"] < 0.3
+    assert noisy_m["tone_residual"] > GrayThresholds().tone_residual  # the old measure fails
+    assert noisy_m["smooth_tone_residual"] < GrayThresholds().smooth_tone_residual
+    assert classify_tone(_thumb_lab(noisy)) == "toned"
+    # half the photo in one hue, half in another: the residual survives the smoothing
+    two = toned.copy()
+    two[:, : w // 2] = tone_curve(g[:, : w // 2], *SEPIA)
+    m = colour_measures(_thumb_lab(two.astype(np.uint8)))
+    assert m["smooth_tone_residual"] > 3 * GrayThresholds().smooth_tone_residual
+    assert classify_tone(_thumb_lab(two.astype(np.uint8))) == "colour"
+
+
+def test_small_colourful_object_on_neutral_is_colour():
+    # mostly neutral gray with one small strongly coloured patch: tiny residual after smoothing,
+    # but the median chroma (the tint) is ~0, so it is not a toned photo
+    rgb = np.repeat(gray_photo(128)[..., None], 3, -1).copy()
+    rgb[50:62, 60:70] = (200, 60, 30)
+    lab = _thumb_lab(rgb)
+    m = colour_measures(lab)
+    assert m["tone_chroma"] < 1.0 and m["high_chroma"] > GrayThresholds().high_chroma
+    assert classify_tone(lab) == "colour"
+
+
+def test_measures_of_a_pixel_list_need_no_image_shape():
+    lab = _thumb_lab(tone_curve(gray_photo(64), *SEPIA)).reshape(-1, 3)
+    m = colour_measures(lab)
+    assert m["smooth_tone_residual"] < 1.0 and classify_tone(lab) == "toned"
+
+
+_JPEG_PHOTOS = {"kodim05": KODAK / "kodim05.png", "kodim23": KODAK / "kodim23.png"}
+
+
+@pytest.mark.parametrize("tone", [SEPIA, CYANOTYPE], ids=["sepia", "cyanotype"])
+@pytest.mark.parametrize("photo", sorted(_JPEG_PHOTOS))
+def test_toned_jpegs_at_every_quality_are_filtered(photo, tone):
+    """Through stage_image (thumbnail and all), at the default --size and at 32."""
+    rgb = tone_curve(_gray(_JPEG_PHOTOS[photo]), *tone)
+    outcomes = {}
+    for q in JPEG_QUALITIES:
+        data = _jpeg(rgb, q)
+        for size in (224, 32):
+            try:
+                staging.stage_image("mem://x.jpg", data, staging.StageConfig(size=size))
+                outcomes[(q, size)] = schema.KEPT
+            except ImageError as e:
+                outcomes[(q, size)] = e.outcome
+    assert outcomes == {k: schema.TONED for k in outcomes}
+
+
+def test_sepia_jpeg_q92_of_the_issue_is_toned_not_by_the_old_measure():
+    data = _jpeg(tone_curve(gray_photo(), *SEPIA), 92)
+    img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    m = colour_measures(_thumb_lab(img))
+    assert m["smooth_tone_residual"] < 0.6 * GrayThresholds().smooth_tone_residual
+    assert _stage_outcome(data, staging.StageConfig(size=224)) == schema.TONED
+
+
+# The colour ImageNet samples closest to the thresholds (bench/toned_filter.py lists them): a
+# near-neutral photo with a small colourful object, and colour photos of one dominant tint.
+NEAR_TONED_COLOUR = (
+    "n02168699_long-horned_beetle.JPEG",
+    "n04325704_stole.JPEG",
+    "n04069434_reflex_camera.JPEG",
+    "n02091134_whippet.JPEG",
+)
+
+
+@pytest.mark.parametrize("name", NEAR_TONED_COLOUR)
+def test_colour_photos_near_the_threshold_are_kept(name):
+    data = (IMAGENET / name).read_bytes()
+    for size in (224, 32):
+        row = staging.stage_image(str(IMAGENET / name), data, staging.StageConfig(size=size))
+        assert row["key"] == staging.uri_key(str(IMAGENET / name))
+
+
+@pytest.mark.slow
+def test_imagenet_samples_filter_counts():
+    """All 1000 samples at the default --size: the 26 gray ones, one sepia portrait toned
+    (n03929855_pickelhaube: an archival sepia photo, toned by the JPEG-robust measure only),
+    every other one kept; without the JPEG-robust measure (the filter before) none is toned."""
+    files = sorted(IMAGENET.glob("*.JPEG"))
+    assert len(files) == 1000
+    before = GrayThresholds(smooth_tone_residual=0.0)
+    outcomes: dict[str, dict[str, list[str]]] = {"now": {}, "before": {}}
+    for f in files:
+        data = f.read_bytes()
+        for label, t in (("now", GrayThresholds()), ("before", before)):
+            cfg = staging.StageConfig(thresholds=t)
+            try:
+                staging.stage_image(str(f), data, cfg)
+                o = schema.KEPT
+            except ImageError as e:
+                o = e.outcome
+            outcomes[label].setdefault(o, []).append(f.name)
+    counts = {k: {o: len(v) for o, v in d.items()} for k, d in outcomes.items()}
+    assert counts["before"] == {schema.KEPT: 974, schema.GRAYSCALE: 26}
+    assert counts["now"] == {schema.KEPT: 973, schema.GRAYSCALE: 26, schema.TONED: 1}
+    assert outcomes["now"][schema.TONED] == ["n03929855_pickelhaube.JPEG"]
+    assert set(RGB_ENCODED_GRAY) <= set(outcomes["now"][schema.GRAYSCALE])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tone", [SEPIA, CYANOTYPE], ids=["sepia", "cyanotype"])
+def test_toned_jpegs_of_all_kodak_photos_are_filtered(tone):
+    kept = []
+    for path in sorted(KODAK.glob("*.png")):
+        rgb = tone_curve(_gray(path), *tone)
+        for q in JPEG_QUALITIES:
+            try:
+                staging.stage_image(path.name, _jpeg(rgb, q), staging.StageConfig())
+                kept.append((path.name, q))
+            except ImageError as e:
+                assert e.outcome == schema.TONED, (path.name, q, e.outcome)
+    assert kept == []
 
 
 # --- stage_image filters -------------------------------------------------------------------

@@ -289,3 +289,79 @@ def test_image_metrics_grayscale_prediction():
     assert m["auc_rebalanced"] == pytest.approx(want_auc)  # a uniform prior changes nothing
     assert 0.0 < m["auc"] < 1.0
     assert m["ciede2000"] > 0 and m["psnr"] < 40
+
+
+# --- strip-wise metrics (big scans, issue 9) ----------------------------------------------
+
+METRIC_KEYS = ("psnr", "ssim", "ciede2000", "auc", "auc_rebalanced", "colorfulness",
+               "colorfulness_truth", "delta_colorfulness")  # fmt: skip
+
+
+def _pair(h: int, w: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A colourful float32 image, a noisy prediction of it, and both in Lab."""
+    from transforms.colour import rgb_to_lab
+
+    rng = np.random.default_rng(seed)
+    true = rng.random((h, w, 3)).astype(np.float32)
+    pred = np.clip(true + 0.15 * rng.standard_normal(true.shape), 0, 1).astype(np.float32)
+    return true, pred, rgb_to_lab(true), rgb_to_lab(pred)
+
+
+@pytest.mark.parametrize("shape", [(37, 23), (64, 9), (7, 7), (3, 50), (2, 2), (1, 1), (101, 33)])
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_strip_metrics_equal_whole_image_metrics(shape, with_prior):
+    from transforms.metrics import strip_image_metrics
+
+    true, pred, lab_t, lab_p = _pair(*shape, seed=shape[0] * 100 + shape[1])
+    prior = np.random.default_rng(5).random(num_bins()) if with_prior else None
+    prior = prior / prior.sum() if with_prior else None
+    want = image_metrics(true, pred, lab_t, lab_p, prior)
+    want_cmf = cmf(ab_errors(lab_t[..., 1:], lab_p[..., 1:]))
+    for pixels in (shape[1], 3 * shape[1] + 1, 10**9):  # 1-row bands, odd bands, one band
+        got, got_cmf = strip_image_metrics(true, pred, lab_t, lab_p, prior, pixels=pixels)
+        for k in METRIC_KEYS:
+            if math.isnan(want[k]):
+                assert math.isnan(got[k]), k
+            else:
+                assert got[k] == pytest.approx(want[k], rel=1e-6, abs=1e-9), (k, pixels)
+        np.testing.assert_allclose(got_cmf, want_cmf, rtol=0, atol=1e-12)
+
+
+def test_strip_metrics_identical_images_and_missing_rows():
+    from transforms.metrics import StripMetrics, strip_image_metrics
+
+    true, _, lab_t, _ = _pair(20, 30, seed=3)
+    m, c = strip_image_metrics(true, true, lab_t, lab_t, pixels=30)
+    assert m["psnr"] == float("inf") and m["ssim"] == pytest.approx(1.0) and c[0] == 1.0
+    acc = StripMetrics(20, 30)
+    a, r0, r1, b = next(acc.bands(pixels=30))
+    acc.add(a, r0, r1, true[a:b], true[a:b], lab_t[a:b], lab_t[a:b])
+    with pytest.raises(ValueError, match="pixels added"):
+        acc.result()
+
+
+def test_cmf_counts_sum_to_cmf():
+    from transforms.metrics import auc_of_cmf, cmf_counts
+
+    e = np.random.default_rng(4).uniform(0, 170, 1000)
+    w = np.random.default_rng(5).random(1000)
+    e[:5] = [0.0, 1.0, 150.0, 150.0001, 2.5]  # on and just past the thresholds
+    for weights in (None, w):
+        parts = sum(cmf_counts(e[i : i + 97], None if weights is None else weights[i : i + 97])
+                    for i in range(0, 1000, 97))  # fmt: skip
+        total = 1000 if weights is None else w.sum()
+        np.testing.assert_allclose(parts / total, cmf(e, weights), rtol=0, atol=1e-12)
+        assert auc_of_cmf(parts / total) == pytest.approx(auc(e, weights), abs=1e-12)
+
+
+def test_colorfulness_in_chunks_equals_one_pass(monkeypatch):
+    import transforms.metrics as metrics
+
+    img = np.random.default_rng(6).integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    one = colorfulness(img)
+    monkeypatch.setattr(metrics, "STRIP_PIXELS", 7)  # 76 chunks
+    assert colorfulness(img) == pytest.approx(one, rel=1e-12)
+    r, g, b = img.reshape(-1, 3).astype(np.float64).T
+    rg, yb = r - g, 0.5 * (r + g) - b
+    direct = math.sqrt(rg.var() + yb.var()) + 0.3 * math.hypot(rg.mean(), yb.mean())
+    assert colorfulness(img) == pytest.approx(direct, rel=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 
 import numpy as np
@@ -131,7 +132,7 @@ def test_paired_diff_against_itself_is_zero():
     assert d["n_pairs"] == 3 and d["excludes_zero"] is False
     # a second model with identical values: its difference to the first model is zero too
     copy = [dict(r, model="copy") for r in rows if r["model"] == MODEL]
-    agg = aggregate(rows + copy, n_boot=N_BOOT)
+    agg = aggregate(rows + copy, n_boot=N_BOOT, models=[MODEL, "copy"])
     vs_first = [
         c for c in agg["comparisons"] if c["model"] == "copy" and c["kind"] == "first model"
     ]
@@ -287,3 +288,124 @@ def test_metrics_list_directions():
     direction = {c: h for c, _, h in METRICS}
     assert direction["ciede2000"] is False and direction["delta_colorfulness"] is False
     assert direction["bits_per_dim"] is False and direction["psnr"] is True
+
+
+# --- order of models, reproducibility, templates ----------------------------------------
+
+
+def test_models_in_the_given_order_then_baselines():
+    rows = _rows() + [dict(r, model="zeta") for r in _rows() if r["model"] == MODEL]
+    rows += [dict(r, model="constant prior") for r in _rows() if r["model"] == BASE]
+    rows += [dict(r, model="alpha") for r in _rows() if r["model"] == MODEL]
+    random.Random(0).shuffle(rows)
+    agg = aggregate(rows, n_boot=N_BOOT, models=["zeta", MODEL])
+    # given order, then the others by name, then the baselines in their fixed order
+    assert agg["models"] == ["zeta", MODEL, "alpha", BASE, "constant prior"]
+    assert agg["baselines"] == [BASE, "constant prior"]
+    firsts = {c["reference"] for c in agg["comparisons"] if c["kind"] == "first model"}
+    assert firsts == {"zeta"}
+    md = render_markdown(agg, META)
+    table = md.split("## Aggregate metrics")[1].split("\n\n")[1].splitlines()[2:]
+    names = [x.split("|")[1].strip() for x in table]
+    assert names == ["zeta", MODEL, "alpha", f"{BASE} (baseline)", "constant prior (baseline)"]
+
+
+def _random_rows(n: int = 40, seed: int = 0) -> list[dict]:
+    """Rows of 3 models over n images with random metric values (and one duplicate pair)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model in (MODEL, "regression", BASE):
+        for i in range(n):
+            rows.append(
+                _row(
+                    f"img{i:03d}",
+                    model,
+                    ciede2000=float(rng.gamma(4.0, 3.0)),
+                    psnr=float(rng.normal(23, 2)) if i else math.inf,  # an exact prediction
+                    auc=float(rng.uniform(0.8, 0.95)),
+                    colorfulness=float(rng.uniform(0, 40)),
+                    colorfulness_truth=float(rng.uniform(20, 40)),
+                    cmf=_cmf(float(rng.uniform(30, 90))),
+                )
+            )
+    rows.append(dict(rows[5], ciede2000=99.0))  # a duplicated (model, key) with other values
+    return rows
+
+
+def _without_run_times(summary: dict) -> dict:
+    meta = {k: v for k, v in summary["meta"].items() if k not in ("date", "seconds")}
+    return {**summary, "meta": meta}
+
+
+def test_report_reproduces_whatever_the_row_order(tmp_path):
+    rows = _random_rows()
+    shuffled = list(rows)
+    random.Random(1).shuffle(shuffled)
+    assert shuffled != rows
+    order = [MODEL, "regression"]
+    build_report(rows, [], dict(META, seconds=12.3), str(tmp_path / "a"), n_boot=300, models=order)
+    meta_b = dict(META, date="2025-06-30 12:00:00 UTC", seconds=45.6)
+    build_report(shuffled, [], meta_b, str(tmp_path / "b"), n_boot=300, models=order)
+    a = json.loads((tmp_path / "a" / SUMMARY_JSON).read_text())
+    b = json.loads((tmp_path / "b" / SUMMARY_JSON).read_text())
+    assert a["meta"]["seconds"] != b["meta"]["seconds"]
+    assert _without_run_times(a) == _without_run_times(b)  # to the last digit
+    assert a["aggregate"]["models"] == [MODEL, "regression", BASE]
+    assert a["aggregate"]["duplicates"] == 1
+    md_a = (tmp_path / "a" / REPORT_MD).read_text().splitlines()
+    md_b = (tmp_path / "b" / REPORT_MD).read_text().splitlines()
+    differ = [(x, y) for x, y in zip(md_a, md_b, strict=True) if x != y]
+    assert len(md_a) > 30 and all("2025-" in x or "seconds" in x for pair in differ for x in pair)
+    # the same meta gives the same report.md, byte for byte
+    assert render_markdown(aggregate(rows, 300, models=order), META) == render_markdown(
+        aggregate(shuffled, 300, models=order), META
+    )
+
+
+def test_duplicate_rows_resolved_independently_of_order():
+    rows = _rows()
+    dup = dict(rows[-1], ciede2000=50.0)
+    one = aggregate(rows + [dup], n_boot=N_BOOT)
+    other = aggregate([dup] + rows, n_boot=N_BOOT)
+    assert one == other and one["duplicates"] == 1
+
+
+def test_select_examples_ties_go_by_key():
+    rows = [_row(k, MODEL, ciede2000=5.0) for k in ("k3", "k1", "k2")]
+    picks = select_examples(rows)
+    assert [(label, r["key"]) for label, r in picks] == [
+        ("best", "k1"),
+        ("median", "k2"),
+        ("worst", "k3"),
+    ]
+    assert select_examples(list(reversed(rows))) == picks
+
+
+def test_html_tables_fit_their_column(agg):
+    page = render_html(agg, META, {})
+    # every table sits in a horizontally scrolling container; CIs in their own smaller span;
+    # header and text cells may wrap (only number cells keep to one line)
+    assert page.count('<div class="table-wrap">') == page.count("<table") >= 2
+    assert re.search(r"\.table-wrap\{[^}]*overflow-x:auto", page)
+    assert re.search(r"\.ci\{[^}]*display:block[^}]*font-size:\.8em", page)
+    assert '<b>12.00</b><span class="ci">[' in page
+    cell_rule = re.search(r"th,td\{([^}]*)\}", page).group(1)
+    assert "nowrap" not in cell_rule
+
+
+def test_markup_in_values_is_escaped_in_html_and_markdown(agg):
+    meta = dict(META, note="<script>x</script> | y")
+    page = render_html(agg, meta, {})
+    assert "<script" not in page and "&lt;script&gt;" in page
+    rows = [dict(r, model="a|b") for r in _rows() if r["model"] == MODEL]
+    md = render_markdown(aggregate(rows, n_boot=N_BOOT), META)
+    assert "| a\\|b |" in md
+
+
+def test_templates_are_files_of_the_package():
+    from pathlib import Path
+
+    import transforms
+
+    folder = Path(transforms.__file__).parent / "templates"
+    assert {p.name for p in folder.glob("*.j2")} >= {"report.md.j2", "report.html.j2"}

@@ -1,12 +1,17 @@
 """Decode image bytes with Pillow into an 8-bit sRGB array, or fail with a clear reason.
 
 Handles JPEG draft mode (fast downscaled decode), EXIF orientation, CMYK, palette,
-alpha (composited on white), 16-bit and float images, and refuses decompression bombs.
+alpha (composited on white), 16-bit and float images, and refuses decompression bombs:
+images above `max_pixels` (the jobs' --max-pixels) are refused from their header, before any
+pixel is decoded. That check replaces Pillow's own (`Image.MAX_IMAGE_PIXELS` is lifted while
+we open), so the refusal names the option whatever the size. Error details never contain
+object addresses (`<_io.BytesIO object at 0x...>`): reasons are stable from run to run.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -14,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from transforms.crop import strip_rows
+
 DEFAULT_MAX_PIXELS = 100_000_000  # ~ a 10,000 x 10,000 scan
+_ADDRESS = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")  # " <_io.BytesIO object at 0x7f..>"
 _ORIENTATION_TAG = 0x0112
 _ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap w and h
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -35,6 +43,7 @@ class DecodedImage:
     rgb: (H, W, 3) uint8 sRGB after orientation (possibly draft-downscaled).
     width, height: the full size after EXIF orientation (not the draft size).
     mode: the source Pillow mode; grayscale_mode: the source has one channel.
+    n_frames: frames in the file (animated GIF/WebP/PNG, multi-page TIFF); rgb is frame 0.
     """
 
     rgb: np.ndarray
@@ -44,36 +53,64 @@ class DecodedImage:
     grayscale_mode: bool
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    n_frames: int = 1
+
+
+def reason(e: BaseException) -> str:
+    """str(e) without object addresses, so that the same bad file gives the same reason."""
+    return _ADDRESS.sub("", str(e))
+
+
+def too_large_reason(width: int, height: int, max_pixels: int) -> str:
+    """The refusal of an image above --max-pixels."""
+    return f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("empty", "zero-byte file")
+    # Our limit replaces Pillow's (which would speak first, naming none of our options): the
+    # size is checked below from the header, before anything is decoded.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        raise ImageError("too_large", str(e)) from e
+    except Image.DecompressionBombError as e:  # only if someone restored Pillow's limit
+        raise ImageError("too_large", f"{reason(e)} (--max-pixels {max_pixels})") from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageError("undecodable", f"not a readable image: {e}") from e
+        raise ImageError("undecodable", f"not a readable image: {reason(e)}") from e
     w, h = img.size
     if w * h > max_pixels:
-        raise ImageError("too_large", f"{w}x{h} = {w * h} pixels exceeds the limit {max_pixels}")
+        raise ImageError("too_large", too_large_reason(w, h, max_pixels))
     if w < 1 or h < 1:
         raise ImageError("undecodable", f"invalid size {w}x{h}")
     return img
 
 
 def _high_bit_to_uint8(img: Image.Image) -> np.ndarray:
-    """16-bit integer or float single-channel image -> uint8 gray."""
+    """16-bit integer or float single-channel image -> uint8 gray (in strips of rows: no
+    full-size float64 temporaries)."""
     arr = np.asarray(img)
     if img.mode == "F":
         scale = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 255.0
-        arr = np.nan_to_num(arr) / scale * 255.0
+
+        def level(a):
+            return np.nan_to_num(a) / scale * 255.0
     elif img.mode.startswith("I;16") or float(arr.max(initial=0)) > 255:
-        arr = arr.astype(np.float64) / 257.0
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+        def level(a):
+            return a.astype(np.float64) / 257.0
+    else:
+
+        def level(a):
+            return a
+
+    out = np.empty(arr.shape, np.uint8)
+    step = strip_rows(arr.shape[1] if arr.ndim > 1 else 1)
+    for top in range(0, len(arr), step):
+        out[top : top + step] = np.clip(np.rint(level(arr[top : top + step])), 0, 255)
+    return out
 
 
 def _composite_on_white(img: Image.Image) -> Image.Image:
@@ -109,6 +146,7 @@ def decode_image(
     mode = img.mode
     info = dict(img.info)
     width, height = img.size
+    n_frames = int(getattr(img, "n_frames", 1) or 1)  # before load(): frame 0 is decoded
     try:
         if img.getexif().get(_ORIENTATION_TAG, 1) in _ROTATING_ORIENTATIONS:
             width, height = height, width
@@ -117,9 +155,9 @@ def decode_image(
         img.load()
         img = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as e:
-        raise ImageError("too_large", str(e)) from e
+        raise ImageError("too_large", f"{reason(e)} (--max-pixels {max_pixels})") from e
     except (OSError, ValueError, SyntaxError, SystemError, struct.error) as e:
-        raise ImageError("truncated", f"decoding failed: {e}") from e
+        raise ImageError("truncated", f"decoding failed: {reason(e)}") from e
     rgb = _to_rgb(img)
     return DecodedImage(
         rgb=rgb,
@@ -129,4 +167,5 @@ def decode_image(
         grayscale_mode=mode in GRAYSCALE_MODES,
         icc_profile=info.get("icc_profile"),
         exif=info.get("exif"),
+        n_frames=n_frames,
     )

@@ -1,15 +1,35 @@
-"""fsspec helpers: globbing, reading, and writing Parquet / JSON / bytes to any URL."""
+"""fsspec helpers: globbing, reading, and writing Parquet / JSON / bytes to any URL.
+
+Every write is all-or-nothing (`atomic_write`): a killed run never leaves a truncated file
+under a final name. On file systems with a rename (local disks, HDFS, SFTP, memory://) the
+data goes to a hidden temporary file in the same folder (`.<name>.<token>.partial`), is
+flushed (fsync on local disks) and renamed into place; leftovers of a killed run are removed
+by `remove_partials` and ignored by Parquet readers (hidden names). On object stores (gs://,
+s3://, az://, ...) the object is uploaded in one request only once its content is complete,
+and an object only becomes visible when its upload has finished: no partial object exists.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
+import os
 import posixpath
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+log = logging.getLogger(__name__)
+
+PARTIAL = ".partial"  # suffix of the temporary files atomic_write renames into place
+OBJECT_STORES = frozenset({"gs", "gcs", "s3", "s3a", "az", "abfs", "abfss", "adl", "oss"})
 
 
 def expand_glob(pattern: str) -> list[str]:
@@ -32,12 +52,83 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write bytes to an fsspec URL, creating parent folders."""
+def _protocols(fs) -> tuple[str, ...]:
+    return tuple(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+
+
+def _is_object_store(fs) -> bool:
+    return any(p in OBJECT_STORES for p in _protocols(fs))
+
+
+def _is_partial(name: str) -> bool:
+    return name.startswith(".") and name.endswith(PARTIAL)
+
+
+@contextmanager
+def atomic_write(uri: str) -> Iterator[io.RawIOBase]:
+    """A binary file handle whose content appears at uri only if the block completes.
+
+    Rename file systems: written to `<folder>/.<name>.<token>.partial`, fsync'ed (local), then
+    moved over uri (os.rename semantics: readers see the old file or the new one, never a
+    mix); on an exception the temporary file is removed. Object stores: buffered in memory and
+    uploaded in one request after the block completes (an unfinished upload is never visible).
+    Parent folders are created.
+    """
     fs, path = fsspec.core.url_to_fs(uri)
-    fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-    with fs.open(path, "wb") as f:
+    parent = posixpath.dirname(path)
+    if _is_object_store(fs):
+        buf = io.BytesIO()
+        yield buf
+        fs.pipe_file(path, buf.getvalue())
+        return
+    fs.makedirs(parent or ".", exist_ok=True)
+    name = posixpath.basename(path)[:200]  # the temporary name stays within NAME_MAX
+    tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
+    try:
+        with fs.open(tmp, "wb") as f:
+            yield f
+            if isinstance(fs, LocalFileSystem):
+                f.flush()
+                os.fsync(f.fileno())
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+        except Exception:  # noqa: BLE001 - the original error matters, not the clean-up
+            log.debug("could not remove %s", tmp, exc_info=True)
+        raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write bytes to an fsspec URL, all or nothing (atomic_write), creating parent folders."""
+    with atomic_write(uri) as f:
         f.write(data)
+
+
+def file_size(uri: str) -> int | None:
+    """The size in bytes of the file at uri, or None if there is none."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    try:
+        info = fs.info(path)
+    except (FileNotFoundError, OSError):
+        return None
+    return int(info["size"]) if info.get("type") == "file" else None
+
+
+def remove_partials(root: str) -> int:
+    """Delete the temporary files a killed atomic_write left anywhere under root (call it
+    only while no other run writes there, i.e. under pipeline.locking's lock); returns how
+    many. Object stores have none, so they are not listed."""
+    fs, path = fsspec.core.url_to_fs(root)
+    if _is_object_store(fs) or not fs.isdir(path):
+        return 0
+    stale = [p for p in fs.find(path) if _is_partial(posixpath.basename(p))]
+    for p in stale:
+        fs.rm(p)
+    if stale:
+        log.info("removed %d unfinished temporary files under %s", len(stale), root)
+    return len(stale)
 
 
 def is_dir(uri: str) -> bool:
@@ -77,11 +168,10 @@ def read_json(uri: str) -> object:
 
 
 def write_table(uri: str, rows: Sequence[dict], schema: pa.Schema) -> str:
-    """Write rows (dicts matching `schema`) as one Parquet file (zstd); returns the URI."""
+    """Write rows (dicts matching `schema`) as one Parquet file (zstd), all or nothing
+    (atomic_write); returns the URI."""
     table = pa.Table.from_pylist(list(rows), schema=schema)
-    fs, path = fsspec.core.url_to_fs(uri)
-    fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-    with fs.open(path, "wb") as f:
+    with atomic_write(uri) as f:
         pq.write_table(table, f, compression="zstd")
     return uri
 

@@ -1,41 +1,47 @@
-"""The `evaluate` report: aggregate per-(image, model) metrics, plot them, render Markdown / HTML.
+"""The `evaluate` report: aggregate per-(image, model) metrics, prepare tables and figures, and
+render report.md / report.html from the Jinja2 templates in `transforms/templates/`.
 
 Input rows are the `evaluate` job's metrics rows: the columns of `schema.METRICS_SCHEMA` plus
 `cmf`, the image's cumulative mass function of ab error at t = 0..150 (151 floats; a row
 without it is left out of the mean CMF curve only). Missing values (None) count as NaN.
 
 - `aggregate` gives, per model, the image count, each metric's mean with a 95% percentile
-  bootstrap CI over images (`transforms.metrics.bootstrap_ci`; non-finite values such as the
-  infinite PSNR of an exact prediction are dropped, a column with no finite value gives None),
-  the mean CMF curve (each image weighted equally), and paired bootstrap CIs of the per-image
-  differences (matched by key) of each real model against each baseline and against the first
-  real model, for CIEDE2000 and AuC.
-- `cmf_plot`, `delta_e_histogram`, `example_grid` return PNG bytes (Agg via `transforms.plots`).
-- `render_markdown` / `render_html` render the same content; the Markdown references the PNG
-  files by name, the HTML inlines them as base64 data URIs (one self-contained file).
+  bootstrap CI over images (`transforms.stats`; non-finite values such as the infinite PSNR of
+  an exact prediction are dropped, a column with no finite value gives None), the mean CMF
+  curve (each image weighted equally), and paired bootstrap CIs of the per-image differences
+  (matched by key) of each real model against each baseline and against the first real model,
+  for CIEDE2000 and AuC.
+- `cmf_plot`, `delta_e_histogram`, `example_grid` return PNG bytes (`transforms.plots`).
+- `report_context` turns an aggregate into what the templates show (formatted tables, file
+  names, metadata lines); `render_markdown` / `render_html` render it (`report.md.j2`,
+  `report.html.j2`; the Markdown references the PNG files by name, the HTML inlines them as
+  base64 data URIs: one self-contained file). The look lives in the templates, the numbers here.
 - `build_report` writes report.md, report.html, cmf.png, delta_e_hist.png, examples.png and
   summary.json (aggregate + meta [+ comparison], strict JSON: NaN and inf -> null) to any fsspec
   URL; `load_summary` reads summary.json back (e.g. a previous run to compare against).
 
-Models keep their first-seen order, with the baselines ("no colour", "constant prior") last.
+Reproducible: the result does not depend on the order the rows arrive in. Every statistic
+works on values sorted by image key with a seeded PCG64 generator; of duplicated (model, key)
+rows the one with the smallest canonical JSON is kept. Models appear in the order `models`
+gives (the command line's), then any others by name, then the baselines ("no colour",
+"constant prior").
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
-import html
+import functools
+import json
 import logging
 import math
-import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from transforms import fileio
-from transforms.metrics import AUC_THRESHOLDS, bootstrap_ci, paired_bootstrap_diff
-from transforms.plots import figure_png
+from transforms import fileio, plots, stats
+from transforms.metrics import AUC_THRESHOLDS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ METRICS: list[tuple[str, str, bool]] = [
 OPTIONAL_METRICS = frozenset({"bits_per_dim"})  # table column only if some model has a value
 PAIRED_METRICS = ("ciede2000", "auc")  # per-image differences tested against baselines
 BASELINES = ("no colour", "constant prior")
-CONFIDENCE = 0.95
+CONFIDENCE = stats.CONFIDENCE
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -61,6 +67,8 @@ CMF_PNG = "cmf.png"
 HIST_PNG = "delta_e_hist.png"
 EXAMPLES_PNG = "examples.png"
 SUMMARY_JSON = "summary.json"
+TEMPLATE_MD = "report.md.j2"
+TEMPLATE_HTML = "report.html.j2"
 
 _LABEL = {c: lab for c, lab, _ in METRICS}
 _HIGHER = {c: h for c, _, h in METRICS}
@@ -89,17 +97,26 @@ def _key(row: Mapping) -> str:
     return str(row.get("key") or row.get("source_uri"))
 
 
-def model_order(rows: Iterable[Mapping], baselines: Sequence[str] = BASELINES) -> list[str]:
-    """Model names in first-seen order, baselines last (also in first-seen order)."""
-    seen: dict[str, None] = {}
-    for r in rows:
-        seen.setdefault(str(r["model"]), None)
-    names = list(seen)
-    return [m for m in names if m not in baselines] + [m for m in names if m in baselines]
+def model_order(
+    rows: Iterable[Mapping],
+    models: Sequence[str] | None = None,
+    baselines: Sequence[str] = BASELINES,
+) -> list[str]:
+    """The models present in `rows`: those of `models` in its order, then the other real
+    models by name, then the baselines in `baselines`' order (also any not in `models`)."""
+    present = {str(r["model"]) for r in rows}
+    given = [m for m in dict.fromkeys(models or []) if m in present and m not in baselines]
+    rest = sorted(present - set(given) - set(baselines))
+    return given + rest + [b for b in baselines if b in present]
 
 
-def _index(rows: Iterable[Mapping]) -> tuple[dict[str, dict[str, Mapping]], int]:
-    """{model: {key: row}}, keeping the first row of a duplicated (model, key); + #duplicates."""
+def _canonical(row: Mapping) -> str:
+    return json.dumps(json_safe(row), sort_keys=True)
+
+
+def _index(rows: Iterable[Mapping], warn: bool = True) -> tuple[dict[str, dict[str, Mapping]], int]:
+    """{model: {key: row}} + the number of duplicated (model, key) rows left out; of
+    duplicates the row with the smallest canonical JSON is kept (independent of order)."""
     out: dict[str, dict[str, Mapping]] = {}
     dups = 0
     for r in rows:
@@ -107,26 +124,23 @@ def _index(rows: Iterable[Mapping]) -> tuple[dict[str, dict[str, Mapping]], int]
         k = _key(r)
         if k in per:
             dups += 1
+            if _canonical(r) < _canonical(per[k]):
+                per[k] = r
             continue
         per[k] = r
-    if dups:
+    if dups and warn:
         log.warning("%d duplicate (model, key) metrics rows ignored", dups)
     return out, dups
 
 
-def _ci(values: Sequence[float] | np.ndarray, n_boot: int, seed: int) -> dict | None:
-    v = np.asarray(values, dtype=np.float64)
-    n = int(np.isfinite(v).sum())
-    if n == 0:
-        return None
-    mean, low, high = bootstrap_ci(v, n_boot=n_boot, seed=seed)
-    return {"mean": mean, "low": low, "high": high, "n": n}
+def _column(per: Mapping[str, Mapping], column: str) -> dict[str, float]:
+    return {k: _value(r, column) for k, r in per.items()}
 
 
-def _mean_cmf(rows: Iterable[Mapping]) -> list[float] | None:
+def _mean_cmf(per: Mapping[str, Mapping]) -> list[float] | None:
     curves = []
-    for r in rows:
-        c = r.get("cmf")
+    for k in sorted(per):
+        c = per[k].get("cmf")
         if c is None:
             continue
         c = np.asarray(c, dtype=np.float64).ravel()
@@ -154,34 +168,19 @@ def _paired(
     n_boot: int,
     seed: int,
 ) -> dict:
-    mine, theirs = index.get(model, {}), index.get(reference, {})
-    keys = [k for k in mine if k in theirs]
-    a = np.array([_value(mine[k], column) for k in keys], dtype=np.float64)
-    b = np.array([_value(theirs[k], column) for k in keys], dtype=np.float64)
-    n = int(np.isfinite(a - b).sum()) if keys else 0
-    out = {"model": model, "reference": reference, "metric": column, "n_pairs": n}
-    if n == 0:
-        return {
-            **out,
-            "mean": None,
-            "low": None,
-            "high": None,
-            "excludes_zero": None,
-            "verdict": "no pairs",
-        }
-    mean, low, high = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
-    excludes = bool(low > 0.0 or high < 0.0)
-    if not excludes:
-        verdict = "no significant difference"
-    else:
-        verdict = "better" if (mean > 0) == _HIGHER.get(column, True) else "worse"
+    d = stats.paired_diff(
+        _column(index.get(model, {}), column),
+        _column(index.get(reference, {}), column),
+        n_boot=n_boot,
+        confidence=CONFIDENCE,
+        seed=seed,
+    )
     return {
-        **out,
-        "mean": mean,
-        "low": low,
-        "high": high,
-        "excludes_zero": excludes,
-        "verdict": verdict,
+        "model": model,
+        "reference": reference,
+        "metric": column,
+        **d,
+        "verdict": stats.verdict(d, _HIGHER.get(column, True)),
     }
 
 
@@ -208,10 +207,11 @@ def aggregate(
     n_boot: int = 1000,
     seed: int = 0,
     *,
+    models: Sequence[str] | None = None,
     baselines: Sequence[str] = BASELINES,
 ) -> dict:
     """Per-model summary of metrics rows (see the module docstring), plain Python values with
-    None where a value is undefined (strict-JSON ready).
+    None where a value is undefined (strict-JSON ready); `models`: the order to show them in.
 
     {"models": [...], "baselines": [...], "n_images", "n_rows", "duplicates",
      "metrics": [{"column", "label", "higher_is_better"}...], "n_boot", "seed", "confidence",
@@ -222,25 +222,27 @@ def aggregate(
     """
     rows = list(rows)
     index, dups = _index(rows)
-    models = model_order(rows, baselines)
+    order = model_order(rows, models, baselines)
     per_model = {}
-    for m in models:
-        mrows = list(index[m].values())
-        curve = _mean_cmf(mrows)
+    for m in order:
+        curve = _mean_cmf(index[m])
         per_model[m] = {
-            "n": len(mrows),
-            "metrics": {c: _ci([_value(r, c) for r in mrows], n_boot, seed) for c, _, _ in METRICS},
+            "n": len(index[m]),
+            "metrics": {
+                c: stats.keyed_ci(_column(index[m], c), n_boot, CONFIDENCE, seed)
+                for c, _, _ in METRICS
+            },
             "cmf": curve,
             "cmf_auc": curve_auc(curve),
         }
-    truth_by_key: dict[str, float] = {}
-    for per in index.values():
-        for k, r in per.items():
-            v = _value(r, "colorfulness_truth")
+    truth_by_key: dict[str, float] = {}  # an image's truth: the first finite one, model order
+    for m in order:
+        for k in sorted(index[m]):
+            v = _value(index[m][k], "colorfulness_truth")
             if k not in truth_by_key or not math.isfinite(truth_by_key[k]):
                 truth_by_key[k] = v
-    real = [m for m in models if m not in baselines]
-    present_baselines = [m for m in models if m in baselines]
+    real = [m for m in order if m not in baselines]
+    present_baselines = [m for m in order if m in baselines]
     comparisons = []
     for m in real:
         refs = [(b, "baseline") for b in present_baselines]
@@ -250,7 +252,7 @@ def aggregate(
             for c in PAIRED_METRICS:
                 comparisons.append({**_paired(index, m, ref, c, n_boot, seed), "kind": kind})
     return {
-        "models": models,
+        "models": order,
         "baselines": present_baselines,
         "n_images": len({_key(r) for r in rows}),
         "n_rows": len(rows),
@@ -260,7 +262,7 @@ def aggregate(
         "seed": seed,
         "confidence": CONFIDENCE,
         "per_model": per_model,
-        "truth": {"colorfulness": _ci(list(truth_by_key.values()), n_boot, seed)},
+        "truth": {"colorfulness": stats.keyed_ci(truth_by_key, n_boot, CONFIDENCE, seed)},
         "comparisons": comparisons,
     }
 
@@ -317,18 +319,24 @@ def compare_runs(agg: Mapping, previous: Mapping) -> dict:
 
 
 def select_examples(
-    rows: Iterable[Mapping], model: str | None = None, baselines: Sequence[str] = BASELINES
+    rows: Iterable[Mapping],
+    model: str | None = None,
+    baselines: Sequence[str] = BASELINES,
+    *,
+    models: Sequence[str] | None = None,
 ) -> list[tuple[str, Mapping]]:
     """(label, row) of the best, median and worst image by CIEDE2000 of `model` (default: the
-    first real model, else the first model); an image picked twice appears once."""
+    first real model in `models` order, else the first model); ties go by key, and an image
+    picked twice appears once."""
     rows = list(rows)
-    models = model_order(rows, baselines)
+    order = model_order(rows, models, baselines)
     if model is None:
-        real = [m for m in models if m not in baselines]
-        model = (real or models or [None])[0]
+        real = [m for m in order if m not in baselines]
+        model = (real or order or [None])[0]
+    index, _ = _index((r for r in rows if r["model"] == model), warn=False)
     mine = sorted(
-        (r for r in rows if r["model"] == model and math.isfinite(_value(r, "ciede2000"))),
-        key=lambda r: _value(r, "ciede2000"),
+        (r for r in index.get(model, {}).values() if math.isfinite(_value(r, "ciede2000"))),
+        key=lambda r: (_value(r, "ciede2000"), _key(r)),
     )
     if not mine:
         return []
@@ -340,128 +348,41 @@ def select_examples(
     return out
 
 
-# --- plots -------------------------------------------------------------------------------
-
-
-def _empty_png(text: str) -> bytes:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 1))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center")
-    return figure_png(fig)
+# --- figures -----------------------------------------------------------------------------
 
 
 def cmf_plot(agg: Mapping) -> bytes:
     """Every model's mean CMF curve (share of pixels with ab error <= t), AuC in the legend."""
-    import matplotlib.pyplot as plt
-
     per = agg.get("per_model", {})
-    curves = [(m, per[m]["cmf"]) for m in agg.get("models", []) if per[m].get("cmf")]
-    if not curves:
-        return _empty_png("no CMF data")
-    baselines = set(agg.get("baselines", []))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    t = AUC_THRESHOLDS
-    for m, curve in curves:
-        ax.plot(
-            t,
-            curve,
-            linestyle="--" if m in baselines else "-",
-            linewidth=1.6,
-            label=f"{m} (AuC {curve_auc(curve):.3f})",
-        )
-    ax.set_xlim(0, int(t[-1]))
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("threshold t on the ab error ||ab − âb||₂")
-    ax.set_ylabel("share of pixels with error ≤ t")
-    ax.set_title("Cumulative mass function of ab error (mean over images)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return figure_png(fig)
+    curves = {m: per[m]["cmf"] for m in agg.get("models", []) if per[m].get("cmf")}
+    auc = {m: curve_auc(c) for m, c in curves.items()}
+    return plots.cmf_png(AUC_THRESHOLDS, curves, auc, set(agg.get("baselines", [])))
 
 
-def delta_e_histogram(rows: Iterable[Mapping], baselines: Sequence[str] = BASELINES) -> bytes:
+def delta_e_histogram(
+    rows: Iterable[Mapping],
+    baselines: Sequence[str] = BASELINES,
+    *,
+    models: Sequence[str] | None = None,
+) -> bytes:
     """Per-image mean CIEDE2000, one step histogram per model on shared bins."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     rows = list(rows)
+    index, _ = _index(rows, warn=False)
     values = {}
-    for m in model_order(rows, baselines):
-        v = np.array([_value(r, "ciede2000") for r in rows if r["model"] == m], dtype=np.float64)
-        v = v[np.isfinite(v)]
-        if v.size:
-            values[m] = v
-    if not values:
-        return _empty_png("no CIEDE2000 values")
-    every = np.concatenate(list(values.values()))
-    edges = np.histogram_bin_edges(every, bins=int(np.clip(np.sqrt(every.size) * 2, 5, 40)))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for m, v in values.items():
-        ax.hist(
-            v,
-            bins=edges,
-            histtype="step",
-            linewidth=1.6,
-            linestyle="--" if m in baselines else "-",
-            label=f"{m} (mean {v.mean():.2f}, n={v.size})",
-        )
-    ax.set_xlabel("mean CIEDE2000 of an image (ΔE00)")
-    ax.set_ylabel("images")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title("Per-image colour error")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return figure_png(fig)
+    for m in model_order(rows, models, baselines):
+        v = np.array([_value(index[m][k], "ciede2000") for k in sorted(index[m])])
+        values[m] = v[np.isfinite(v)]
+    return plots.delta_e_png(values, set(baselines))
 
 
 def example_grid(examples: Sequence[Mapping]) -> bytes:
     """One row per example (label, source name), one column per image (gray | models | truth)."""
-    import matplotlib.pyplot as plt
-
-    if not examples:
-        return _empty_png("no examples")
-    columns: dict[str, None] = {}
-    for ex in examples:
-        for name in ex["images"]:
-            columns.setdefault(name, None)
-    names = list(columns)
-    nrows, ncols = len(examples), len(names)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.4 * nrows), squeeze=False)
-    for i, ex in enumerate(examples):
-        de = ex.get("ciede2000") or {}
-        for j, name in enumerate(names):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            img = ex["images"].get(name)
-            if img is not None:
-                arr = np.asarray(img)
-                if arr.ndim == 3 and arr.shape[-1] == 1:
-                    arr = arr[..., 0]
-                if arr.ndim == 2:
-                    ax.imshow(arr, cmap="gray", vmin=0, vmax=255)
-                else:
-                    ax.imshow(arr)
-            lines = [name] if i == 0 else []
-            d = de.get(name)
-            if d is not None and math.isfinite(float(d)):
-                lines.append(f"ΔE00 {float(d):.2f}")
-            ax.set_title("\n".join(lines), fontsize=8)
-        source = posixpath.basename(str(ex.get("source_uri", ""))) or str(ex.get("key", ""))
-        if len(source) > 30:
-            source = source[:27] + "..."
-        axes[i][0].set_ylabel(f"{ex.get('label', '')}\n{source}", fontsize=8)
-    fig.tight_layout()
-    return figure_png(fig)
+    return plots.examples_png(examples)
 
 
-# --- rendering: both formats from one list of blocks -------------------------------------
-# ("h", level, text) | ("p", text) | ("ul", [text...]) | ("img", file name, caption)
-# | ("table", [header...], [[cell...]...]) with a cell either text or (text, bold)
+# --- what the templates show -------------------------------------------------------------
+# A table is {"header": [str], "rows": [[cell]], "numeric": [bool per column]}; a cell is a
+# string or {"text", "bold", "ci"} (a value with its CI, shown smaller in the HTML).
 
 
 def _fmt(column: str, v: float | None, signed: bool = False) -> str:
@@ -480,6 +401,16 @@ def _fmt_ci(column: str, entry: Mapping | None, signed: bool = False) -> str:
     )
 
 
+def _ci_cell(column: str, entry: Mapping | None, bold: bool = False, signed: bool = False):
+    if not entry or entry.get("mean") is None:
+        return "—"
+    return {
+        "text": _fmt(column, entry["mean"], signed),
+        "bold": bold,
+        "ci": f"[{_fmt(column, entry['low'], signed)}, {_fmt(column, entry['high'], signed)}]",
+    }
+
+
 def _best(agg: Mapping, column: str, higher: bool) -> set[str]:
     means = {
         m: p["metrics"][column]["mean"]
@@ -492,7 +423,23 @@ def _best(agg: Mapping, column: str, higher: bool) -> set[str]:
     return {m for m, v in means.items() if math.isclose(v, best, rel_tol=1e-12, abs_tol=0.0)}
 
 
-def _metric_table(agg: Mapping) -> tuple[list[str], list[list]]:
+_NUMERIC = re.compile(r"^[-+−]?\d|^—$")
+
+
+def _cell_text(cell) -> str:
+    return str(cell["text"]) if isinstance(cell, Mapping) else str(cell)
+
+
+def _table(header: list[str], rows: list[list]) -> dict:
+    """A table with, per column, whether every body cell is a number (or "—")."""
+    numeric = [
+        bool(rows) and all(_NUMERIC.match(_cell_text(r[j])) for r in rows)
+        for j in range(len(header))
+    ]
+    return {"header": header, "rows": rows, "numeric": numeric}
+
+
+def _metric_table(agg: Mapping) -> dict:
     cols = visible_metrics(agg)
     header = ["Model", "n"] + [f"{lab} {'↑' if h else '↓'}" for _, lab, h in cols]
     best = {c: _best(agg, c, h) for c, _, h in cols}
@@ -500,110 +447,35 @@ def _metric_table(agg: Mapping) -> tuple[list[str], list[list]]:
     rows = []
     for m in agg["models"]:
         p = agg["per_model"][m]
-        name = f"{m} (baseline)" if m in baselines else m
-        cells: list = [name, str(p["n"])]
-        for c, _, _ in cols:
-            e = p["metrics"].get(c)
-            if not e:
-                cells.append("—")
-                continue
-            mean = _fmt(c, e["mean"])
-            ci = f"[{_fmt(c, e['low'])}, {_fmt(c, e['high'])}]"
-            cells.append((f"{mean}", True, f" {ci}") if m in best[c] else f"{mean} {ci}")
+        cells: list = [f"{m} (baseline)" if m in baselines else m, str(p["n"])]
+        cells += [_ci_cell(c, p["metrics"].get(c), m in best[c]) for c, _, _ in cols]
         rows.append(cells)
-    return header, rows
+    return _table(header, rows)
 
 
-def _significance_blocks(agg: Mapping) -> list[tuple]:
+def _significance_table(agg: Mapping) -> dict | None:
     comps = agg.get("comparisons") or []
-    pct = f"{round(100 * agg.get('confidence', CONFIDENCE))}%"
-    blocks: list[tuple] = [("h", 2, "Significance of differences")]
     if not comps:
-        if not [m for m in agg["models"] if m not in agg.get("baselines", [])]:
-            blocks.append(("p", "Only baselines were evaluated: nothing to compare."))
-        else:
-            blocks.append(("p", "No baseline or second model to compare against."))
-        return blocks
-    blocks.append(
-        (
-            "p",
-            f"Paired bootstrap over the images both models scored: mean of the per-image "
-            f"difference (model − reference) with its {pct} CI. The difference is significant "
-            f"where the CI excludes 0. Lower is better for CIEDE2000, higher for AuC.",
-        )
-    )
-    header = [
-        "Model",
-        "Reference",
-        "Metric",
-        f"Mean difference [{pct} CI]",
-        "Pairs",
-        "CI excludes 0",
-        "Verdict",
-    ]
+        return None
+    pct = f"{round(100 * agg.get('confidence', CONFIDENCE))}%"
+    header = ["Model", "Reference", "Metric", f"Mean difference [{pct} CI]", "Pairs"]
+    header += ["CI excludes 0", "Verdict"]
     rows = []
     for c in comps:
         col = c["metric"]
-        ref = f"{c['reference']} ({c.get('kind', 'baseline')})"
-        excl = {True: "yes", False: "no", None: "—"}[c.get("excludes_zero")]
         verdict = c.get("verdict", "")
         rows.append(
             [
                 c["model"],
-                ref,
+                f"{c['reference']} ({c.get('kind', 'baseline')})",
                 _LABEL.get(col, col),
-                _fmt_ci(col, c, signed=True),
+                _ci_cell(col, c, signed=True),
                 str(c["n_pairs"]),
-                excl,
-                (verdict, True) if verdict in ("better", "worse") else verdict,
+                {True: "yes", False: "no", None: "—"}[c.get("excludes_zero")],
+                {"text": verdict, "bold": verdict in ("better", "worse"), "ci": None},
             ]
         )
-    blocks.append(("table", header, rows))
-    return blocks
-
-
-def _compare_blocks(agg: Mapping, compare: Mapping) -> list[tuple]:
-    prev_meta = compare.get("meta") or {}
-    cmp = compare_runs(agg, compare)
-    blocks: list[tuple] = [("h", 2, "Change since the previous run")]
-    where = []
-    if prev_meta.get("date"):
-        where.append(f"dated {prev_meta['date']}")
-    if prev_meta.get("data") or prev_meta.get("data_glob"):
-        where.append(f"data {_as_text(prev_meta.get('data') or prev_meta.get('data_glob'))}")
-    n = cmp["n_images"]
-    blocks.append(
-        (
-            "p",
-            "Previous run"
-            + (f" ({', '.join(where)})" if where else "")
-            + f": {n['previous']} images, this run {n['current']}. Delta = current − previous "
-            "mean; 'CIs overlap' says whether the two runs' 95% CIs of the mean overlap "
-            "(overlapping CIs: the change may be noise).",
-        )
-    )
-    if cmp["deltas"]:
-        header = ["Model", "Metric", "Previous", "Current", "Delta", "CIs overlap", "Change"]
-        rows = [
-            [
-                d["model"],
-                _LABEL.get(d["metric"], d["metric"]),
-                _fmt(d["metric"], d["previous"]),
-                _fmt(d["metric"], d["current"]),
-                _fmt(d["metric"], d["delta"], signed=True),
-                "yes" if d["ci_overlap"] else "no",
-                d["change"] if d["ci_overlap"] else (d["change"], True),
-            ]
-            for d in cmp["deltas"]
-        ]
-        blocks.append(("table", header, rows))
-    else:
-        blocks.append(("p", "No model with metrics in both runs."))
-    if cmp["only_current"]:
-        blocks.append(("p", "Only in this run: " + ", ".join(cmp["only_current"]) + "."))
-    if cmp["only_previous"]:
-        blocks.append(("p", "Only in the previous run: " + ", ".join(cmp["only_previous"]) + "."))
-    return blocks
+    return _table(header, rows)
 
 
 def _as_text(v: object) -> str:
@@ -612,6 +484,39 @@ def _as_text(v: object) -> str:
     if isinstance(v, Mapping):
         return ", ".join(f"{k}={_as_text(x)}" for k, x in v.items())
     return str(v)
+
+
+def _compare_context(agg: Mapping, compare: Mapping) -> dict:
+    prev_meta = compare.get("meta") or {}
+    cmp = compare_runs(agg, compare)
+    data = prev_meta.get("data") or prev_meta.get("data_glob")
+    table = None
+    if cmp["deltas"]:
+        header = ["Model", "Metric", "Previous", "Current", "Delta", "CIs overlap", "Change"]
+        table = _table(
+            header,
+            [
+                [
+                    d["model"],
+                    _LABEL.get(d["metric"], d["metric"]),
+                    _fmt(d["metric"], d["previous"]),
+                    _fmt(d["metric"], d["current"]),
+                    _fmt(d["metric"], d["delta"], signed=True),
+                    "yes" if d["ci_overlap"] else "no",
+                    {"text": d["change"], "bold": not d["ci_overlap"], "ci": None},
+                ]
+                for d in cmp["deltas"]
+            ],
+        )
+    return {
+        "date": prev_meta.get("date"),
+        "data": _as_text(data) if data else None,
+        "n_previous": cmp["n_images"]["previous"],
+        "n_current": cmp["n_images"]["current"],
+        "table": table,
+        "only_current": cmp["only_current"],
+        "only_previous": cmp["only_previous"],
+    }
 
 
 def _meta_items(agg: Mapping, meta: Mapping) -> list[str]:
@@ -648,172 +553,78 @@ def _meta_items(agg: Mapping, meta: Mapping) -> list[str]:
             items.append(f"{k}: {_as_text(v)}")
     items.append(
         f"Bootstrap: n_boot={agg.get('n_boot')}, seed={agg.get('seed')}, "
-        f"{round(100 * agg.get('confidence', CONFIDENCE))}% percentile CIs"
+        f"{round(100 * agg.get('confidence', CONFIDENCE))}% percentile CIs "
+        "(PCG64, values sorted by image key)"
     )
     if meta.get("date"):
         items.append(f"Date: {meta['date']}")
     return items
 
 
-def _blocks(agg: Mapping, meta: Mapping, compare: Mapping | None) -> list[tuple]:
-    real = [m for m in agg["models"] if m not in agg.get("baselines", [])]
-    truth = (agg.get("truth") or {}).get("colorfulness")
-    hidden = [lab for c, lab, _ in METRICS if c not in {x[0] for x in visible_metrics(agg)}]
-    pct = f"{round(100 * agg.get('confidence', CONFIDENCE))}%"
-    notes = (
-        f"Mean over images with its {pct} percentile bootstrap CI [low, high]; bold: the best "
-        "mean per column (↑ higher is better, ↓ lower is better). PSNR is on RGB, per image "
-        "then averaged (exact predictions, with infinite PSNR, are left out of its mean); "
-        "CIEDE2000 is the per-image mean ΔE00; AuC is the area under the CMF of ab error "
-        "(t = 0..150) / 150; |ΔCF| is |colorfulness(prediction) − colorfulness(truth)|."
-    )
-    if truth:
-        notes += f" Ground-truth colorfulness: {_fmt_ci('colorfulness', truth)}."
-    if hidden:
-        notes += f" Not shown (no value in this run): {', '.join(hidden)}."
-    if agg.get("duplicates"):
-        notes += f" {agg['duplicates']} duplicate (image, model) rows were ignored."
-    header, rows = _metric_table(agg)
-    blocks: list[tuple] = [
-        ("h", 1, "Colorization evaluation report"),
-        (
-            "p",
-            f"{agg.get('n_images')} images; models: {', '.join(real) or 'none'}; baselines: "
-            f"{', '.join(agg.get('baselines', [])) or 'none'}"
-            + (f"; {meta['date']}" if meta.get("date") else "")
-            + ".",
-        ),
-        ("h", 2, "Aggregate metrics"),
-        ("table", header, rows),
-        ("p", notes),
-        *_significance_blocks(agg),
-        ("h", 2, "Cumulative mass function of ab error"),
-        ("img", CMF_PNG, "Mean CMF per model: share of pixels with ab error ≤ t (legend: AuC)."),
-        ("h", 2, "Per-image CIEDE2000"),
-        ("img", HIST_PNG, "Histogram of each image's mean ΔE00, per model."),
-        ("h", 2, "Examples"),
-        (
-            "img",
-            EXAMPLES_PNG,
-            "Best, median and worst image (by ΔE00): gray input, each model, ground truth.",
-        ),
-    ]
-    if compare is not None:
-        blocks += _compare_blocks(agg, compare)
-    blocks += [("h", 2, "Run metadata"), ("ul", _meta_items(agg, meta))]
-    return blocks
-
-
-_NUMERIC = re.compile(r"^[-+−]?\d|^—$")
-
-
-def _cell_text(cell) -> str:
-    return str(cell[0]) if isinstance(cell, tuple) else str(cell)
-
-
-def _numeric_columns(rows: Sequence[Sequence]) -> list[bool]:
-    """Per column: whether every body cell is a number (or "—"), to right-align it."""
-    ncols = max((len(r) for r in rows), default=0)
-    return [
-        bool(rows) and all(_NUMERIC.match(_cell_text(r[j])) for r in rows if j < len(r))
-        for j in range(ncols)
-    ]
-
-
-def _md_cell(cell) -> str:
-    if isinstance(cell, tuple):
-        text = f"**{cell[0]}**" + (cell[2] if len(cell) > 2 else "")
-    else:
-        text = str(cell)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(agg: Mapping, meta: Mapping, compare: Mapping | None = None) -> str:
-    """The report as Markdown; plots are referenced by file name (cmf.png, ...).
+def report_context(agg: Mapping, meta: Mapping, compare: Mapping | None = None) -> dict:
+    """Everything the templates show, formatted (strings, tables); no figures' bytes.
 
     `compare` is a previous run's summary (as `load_summary` returns) or its aggregate.
     """
-    out = []
-    for b in _blocks(agg, meta, compare):
-        kind = b[0]
-        if kind == "h":
-            out.append("#" * b[1] + " " + b[2])
-        elif kind == "p":
-            out.append(b[1])
-        elif kind == "ul":
-            out.append("\n".join(f"- {x}" for x in b[1]))
-        elif kind == "img":
-            out.append(f"![{b[2]}]({b[1]})")
-        elif kind == "table":
-            header, rows = b[1], b[2]
-            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
-            numeric = _numeric_columns(rows) or [False] * len(header)
-            lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-            out.append("\n".join(lines))
-    return "\n\n".join(out) + "\n"
+    visible = {c for c, _, _ in visible_metrics(agg)}
+    truth = (agg.get("truth") or {}).get("colorfulness")
+    return {
+        "n_images": agg.get("n_images"),
+        "models": [m for m in agg["models"] if m not in agg.get("baselines", [])],
+        "baselines": list(agg.get("baselines", [])),
+        "date": meta.get("date"),
+        "confidence_pct": f"{round(100 * agg.get('confidence', CONFIDENCE))}%",
+        "metrics": _metric_table(agg),
+        "truth_colorfulness": _fmt_ci("colorfulness", truth) if truth else None,
+        "hidden_metrics": [lab for c, lab, _ in METRICS if c not in visible],
+        "duplicates": agg.get("duplicates") or 0,
+        "significance": _significance_table(agg),
+        "files": {"cmf": CMF_PNG, "hist": HIST_PNG, "examples": EXAMPLES_PNG},
+        "compare": _compare_context(agg, compare) if compare is not None else None,
+        "meta": _meta_items(agg, meta),
+    }
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1150px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}
-figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}
-p,li{font-size:.95em}
-""".strip()
+def _md_escape(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _html_cell(cell, tag: str, numeric: bool = False) -> str:
-    if isinstance(cell, tuple):
-        text = f"<b>{html.escape(cell[0])}</b>" + html.escape(cell[2] if len(cell) > 2 else "")
-    else:
-        text = html.escape(str(cell))
-    return f'<{tag} class="num">{text}</{tag}>' if numeric else f"<{tag}>{text}</{tag}>"
+@functools.lru_cache(maxsize=2)
+def _environment(html: bool):
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("transforms", "templates"),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = _md_escape
+    return env
+
+
+def render_markdown(agg: Mapping, meta: Mapping, compare: Mapping | None = None) -> str:
+    """The report as Markdown (`report.md.j2`); plots are referenced by file name (cmf.png, ...).
+
+    `compare` is a previous run's summary (as `load_summary` returns) or its aggregate.
+    """
+    template = _environment(False).get_template(TEMPLATE_MD)
+    return template.render(report=report_context(agg, meta, compare))
 
 
 def render_html(
     agg: Mapping, meta: Mapping, images: Mapping[str, bytes], compare: Mapping | None = None
 ) -> str:
-    """The report as one self-contained HTML page: `images` (file name -> PNG bytes) are
-    inlined as base64 data URIs; inline CSS; no external links."""
-    out = []
-    for b in _blocks(agg, meta, compare):
-        kind = b[0]
-        if kind == "h":
-            out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
-        elif kind == "p":
-            out.append(f"<p>{html.escape(b[1])}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in b[1]) + "</ul>")
-        elif kind == "img":
-            data = images.get(b[1])
-            if data is None:
-                out.append(f"<p><i>{html.escape(b[1])}: not rendered.</i></p>")
-                continue
-            b64 = base64.b64encode(data).decode("ascii")
-            out.append(
-                f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(b[2])}">'
-                f"<figcaption>{html.escape(b[2])}</figcaption></figure>"
-            )
-        elif kind == "table":
-            header, rows = b[1], b[2]
-            numeric = _numeric_columns(rows)
-            head = "<tr>" + "".join(_html_cell(h, "th") for h in header) + "</tr>"
-            body = "".join(
-                "<tr>"
-                + "".join(_html_cell(c, "td", n) for c, n in zip(r, numeric, strict=True))
-                + "</tr>"
-                for r in rows
-            )
-            out.append(f"<table><thead>{head}</thead><tbody>{body}</tbody></table>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        "<title>chromabeam evaluation report</title>\n"
-        f"<style>\n{_CSS}\n</style>\n</head>\n<body>\n" + "\n".join(out) + "\n</body>\n</html>\n"
-    )
+    """The report as one self-contained HTML page (`report.html.j2`): `images` (file name ->
+    PNG bytes) are inlined as base64 data URIs; inline CSS; no external links."""
+    uris = {
+        name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        for name, data in images.items()
+    }
+    template = _environment(True).get_template(TEMPLATE_HTML)
+    return template.render(report=report_context(agg, meta, compare), images=uris)
 
 
 # --- files -------------------------------------------------------------------------------
@@ -862,12 +673,14 @@ def build_report(
     *,
     n_boot: int = 1000,
     seed: int = 0,
+    models: Sequence[str] | None = None,
 ) -> dict:
     """Aggregate `rows`, render the plots and both reports, write them and summary.json to
     out_dir (fsspec URL) and return the summary {"aggregate", "meta", "compare", "files"}.
 
-    `compare_dir` is an earlier report folder: its summary.json is read (FileNotFoundError if
-    it has none) and the change of every metric mean is reported.
+    `models` is the order to show the models in (the command line's). `compare_dir` is an
+    earlier report folder: its summary.json is read (FileNotFoundError if it has none) and the
+    change of every metric mean is reported.
     """
     rows = list(rows)
     previous = load_summary(compare_dir) if compare_dir else None
@@ -875,10 +688,10 @@ def build_report(
     meta.setdefault(
         "date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     )
-    agg = json_safe(aggregate(rows, n_boot=n_boot, seed=seed))
+    agg = json_safe(aggregate(rows, n_boot=n_boot, seed=seed, models=models))
     images = {
         CMF_PNG: cmf_plot(agg),
-        HIST_PNG: delta_e_histogram(rows),
+        HIST_PNG: delta_e_histogram(rows, models=agg["models"]),
         EXAMPLES_PNG: example_grid(examples),
     }
     md = render_markdown(agg, meta, previous)

@@ -15,7 +15,9 @@ Staged shards (`stage` -> `train`), one row per kept image:
 Errors (every job): one row per input that produced no output.
   uri, stage (decode/filter/model/write...), outcome (short code), reason (human-readable)
 
-Colorize results: one row per output image (see COLORIZE_SCHEMA).
+Colorize results: one row per output image (see COLORIZE_SCHEMA): its decode settings
+(temperature, decode method, strength, render size), and for multi-frame inputs (animated GIF,
+multi-page TIFF) which frame was colorized (`frame`, always 0: the first) of how many (`frames`).
 Evaluate metrics: one row per (image, model) (see METRICS_SCHEMA): the metrics of
 transforms.metrics.image_metrics, bits_per_dim (NaN unless the model has a likelihood) and
 cmf, the share of pixels with ab error <= t for t = 0..150 (151 values).
@@ -60,11 +62,15 @@ COLORIZE_SCHEMA = pa.schema(
         ("model", pa.string()),
         ("weights_sha256", pa.string()),
         ("temperature", pa.float32()),
+        ("decode", pa.string()),  # classification decoding: annealed | mean | mode
         ("strength", pa.float32()),
         ("render_size", pa.int32()),
+        ("frame", pa.int32()),  # the frame / page colorized (0: the first)
+        ("frames", pa.int32()),  # frames / pages in the input (animated GIF, multi-page TIFF)
         ("mean_chroma", pa.float32()),
         ("colorfulness", pa.float32()),
         ("seconds", pa.float32()),
+        ("hints", pa.int32()),  # colour hints the model used (0: none / not a hint model)
     ]
 )
 
@@ -88,6 +94,51 @@ METRICS_SCHEMA = pa.schema(
     ]
 )
 
+# evaluate --hints: METRICS_SCHEMA + the number of simulated hint points (transforms.hints).
+HINT_METRICS_SCHEMA = METRICS_SCHEMA.append(pa.field("points", pa.int32()))
+
+# encode (the colour codec): one row per encoded image. luminance_bytes / colour_bytes are the
+# sizes of <stem>.l.jpg|png and <stem>.cbc; quality / max_bytes (0: none) / region / l_format
+# / l_quality the settings; ciede2000 (mean over pixels) and psnr (RGB, dB) score the decoded
+# round trip (luminance file + bitstream) against the input.
+ENCODE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("source_uri", pa.string()),
+        ("luminance_uri", pa.string()),
+        ("bitstream_uri", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("luminance_bytes", pa.int64()),
+        ("colour_bytes", pa.int64()),
+        ("model", pa.string()),
+        ("weights_sha256", pa.string()),
+        ("quality", pa.int32()),
+        ("max_bytes", pa.int64()),
+        ("region", pa.int32()),
+        ("l_format", pa.string()),
+        ("l_quality", pa.int32()),
+        ("ciede2000", pa.float64()),
+        ("psnr", pa.float64()),
+        ("seconds", pa.float32()),
+    ]
+)
+
+# decode: one row per reconstructed image.
+DECODE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("bitstream_uri", pa.string()),
+        ("luminance_uri", pa.string()),
+        ("output_uri", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("colour_bytes", pa.int64()),
+        ("quality", pa.int32()),
+        ("seconds", pa.float32()),
+    ]
+)
+
 # Outcome codes written to stats.json and the errors table.
 KEPT = "kept"
 GRAYSCALE = "grayscale"
@@ -96,3 +147,7 @@ TOO_SMALL = "too_small"
 UNREADABLE = "unreadable"
 SKIPPED = "skipped"  # colorize --skip-existing: the output is already there
 COLORIZED = "colorized"
+BAD_HINTS = "bad_hints"  # a malformed hints sidecar (colorize): an error row for that image
+ENCODED = "encoded"  # encode: bitstream + luminance file written
+DECODED = "decoded"  # decode: colour image written
+BAD_BITSTREAM = "bad_bitstream"  # decode: truncated / corrupted / wrong version or model

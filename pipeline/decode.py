@@ -1,0 +1,256 @@
+"""`chromabeam decode`: colour bitstreams (`.cbc`) + their luminance files -> colour photos.
+
+MatchFiles (the folder `encode` wrote, or a glob of .cbc files) -> Reshuffle -> output names
+(transforms.naming: <stem>.png keeps the relative path) -> parse + check each bitstream
+(transforms.bitstream: truncated, corrupted, wrong version / model / weights -> an error row
+naming the file, no output) and pair it with its luminance file (<stem>.l.jpg / .l.png, or the
+user's own grayscale <stem>.png/.jpg/...) -> RunInference (the same ColorizerHandler as
+encode, hypotheses=True) -> transforms.colourcodec.decode (integer arithmetic) -> full-res
+colour image -> <output>/<stem>.png, results/*.parquet (schema.DECODE_SCHEMA), stats.json,
+errors/.
+
+`chromabeam decode photo.cbc -o photo.png [--luminance gray.png]` decodes one file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
+from models.multihyp import STRIDE
+from models.registry import describe, load_model
+from pipeline.common import (
+    MatchFiles,
+    WriteAccounting,
+    WriteRowBatches,
+    accounting_inputs,
+    dead_letter_rows,
+    safe_apply,
+)
+from pipeline.encode import CBC, MODEL, AssignStems, input_bases
+from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
+from transforms import colourcodec, schema
+from transforms.bitstream import BitstreamError, check_model
+from transforms.compose import EXTENSIONS, encode_image, render_l
+from transforms.decode import DEFAULT_MAX_PIXELS, ImageError
+from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, write_bytes
+from transforms.luminance import decode_luminance, luminance_candidates
+from transforms.staging import uri_key
+
+log = logging.getLogger(__name__)
+JOB = "decode"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `decode` job's options."""
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="IN OUTPUT_DIR (IN: an encode output folder or a glob of .cbc files), "
+        "or one .cbc with -o",
+    )
+    p.add_argument("-o", "--out-file", default=None, help="single-file mode: write this image")
+    p.add_argument(
+        "--luminance",
+        default=None,
+        help="single-file mode: the luminance (grayscale) image (default: found beside the .cbc)",
+    )
+    p.add_argument("--weights", default=None, help="multihypothesis checkpoint (default: shipped)")
+    p.add_argument(
+        "--format", default="png", choices=["png", "jpeg", "webp"], help="output image format"
+    )
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG/WebP output quality")
+    p.add_argument("--batch-size", type=int, default=8, help="largest inference batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger")
+    p.add_argument("--base", default=None, help="input root for output naming")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Everything the per-file functions need (picklable)."""
+
+    output: str
+    model: str
+    weights: str
+    weights_sha256: str
+    fmt: str = "png"
+    quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def find_luminance(cbc_uri: str) -> str:
+    """The luminance file paired with a .cbc (first existing candidate)."""
+    stem = cbc_uri[: -len(CBC)] if cbc_uri.endswith(CBC) else cbc_uri
+    candidates = luminance_candidates(stem)
+    for c in candidates:
+        if exists(c):
+            return c
+    names = ", ".join(c.rsplit("/", 1)[-1] for c in candidates[:2])
+    raise ImageError(schema.UNREADABLE, f"{cbc_uri}: no luminance file ({names}, ...)")
+
+
+def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None = None) -> dict:
+    """Read and check one bitstream, read its luminance file: the item for RunInference."""
+    t0 = time.time()
+    data = read_bytes(uri)
+    try:
+        header = colourcodec.read_header(data, uri)
+        check_model(header, uri, cfg.model, cfg.weights_sha256)
+    except BitstreamError as e:
+        raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
+    l_uri = luminance_uri or find_luminance(uri)
+    l = decode_luminance(read_bytes(l_uri), cfg.max_pixels)
+    if l.shape != (header.height, header.width):
+        raise ImageError(
+            schema.BAD_BITSTREAM,
+            f"{uri}: luminance {l_uri} is {l.shape[1]}x{l.shape[0]}, "
+            f"the bitstream codes {header.width}x{header.height}",
+        )
+    if header.hyp_height != header.hyp_width:
+        raise ImageError(schema.BAD_BITSTREAM, f"{uri}: non-square hypothesis map")
+    return {
+        "uri": uri,
+        "luminance_uri": l_uri,
+        "output_uri": out_uri,
+        "data": data,
+        "quality": header.quality,
+        "l": l,
+        "l_render": render_l(l, header.hyp_height * STRIDE),
+        "t0": t0,
+    }
+
+
+def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
+    """Decode the colours, compose with the luminance, write the image; its results row."""
+    try:
+        ab = colourcodec.decode(item["data"], hyps, item["uri"], cfg.model, cfg.weights_sha256)
+    except (BitstreamError, colourcodec.CodecError) as e:
+        raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
+    rgb = colourcodec.reconstruct_rgb(item["l"], ab)
+    write_bytes(item["output_uri"], encode_image(rgb, cfg.fmt, cfg.quality))
+    return {
+        "key": uri_key(item["uri"]),
+        "bitstream_uri": item["uri"],
+        "luminance_uri": item["luminance_uri"],
+        "output_uri": item["output_uri"],
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "colour_bytes": len(item["data"]),
+        "quality": item["quality"],
+        "seconds": time.time() - item["t0"],
+    }
+
+
+def config_from_args(args: argparse.Namespace, output: str, fmt: str | None = None):
+    """The decoder's model (its id and weights hash are checked against each bitstream)."""
+    mc = describe(MODEL, args.weights)
+    return DecodeConfig(
+        output=output,
+        model=mc["name"],
+        weights=mc["weights"],
+        weights_sha256=mc["weights_sha256"],
+        fmt=fmt or args.format,
+        quality=args.jpeg_quality,
+        max_pixels=args.max_pixels,
+    )
+
+
+def cbc_pattern(path: str) -> str:
+    """A folder -> every .cbc under it; anything else is a glob or a file."""
+    return join(path.rstrip("/"), "**", "*" + CBC) if is_dir(path) else path
+
+
+def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = None) -> None:
+    """Add the decode graph to pipeline p."""
+    ext = EXTENSIONS[cfg.fmt]
+    named = (
+        p
+        | "Match" >> MatchFiles([cbc_pattern(i) for i in inputs])
+        | "Names" >> AssignStems(input_bases(inputs, args.base))
+        | "Spread" >> beam.Reshuffle()
+    )
+    prep = safe_apply(
+        named,
+        lambda e: prepare(e[0], join(cfg.output, e[1] + ext), cfg),
+        JOB,
+        "Prepare",
+        stage="read",
+        read=False,
+        success=None,
+        uri_of=lambda e: e[0],
+    )
+    handler = KeyedModelHandler(
+        ColorizerHandler(
+            cfg.model,
+            cfg.weights,
+            args.device,
+            max_batch_size=args.batch_size,
+            threads=threads,
+            hypotheses=True,
+        )
+    )
+    predictions, dlq = (
+        prep.rows
+        | "Key" >> beam.Map(lambda it: (it, it["l_render"]))
+        | "Infer" >> RunInference(handler).with_exception_handling()
+    )
+    done = safe_apply(
+        predictions,
+        lambda kv: finish(kv[0], kv[1].inference, cfg),
+        JOB,
+        "Decode",
+        stage="decode",
+        read=False,
+        success=schema.DECODED,
+        uri_of=lambda kv: kv[0]["uri"],
+    )
+    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
+    _ = done.rows | "Results" >> WriteRowBatches(
+        join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
+    )
+    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    settings = {"model": cfg.model, "weights": cfg.weights, "inputs": inputs, "format": cfg.fmt}
+    _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
+
+
+def decode_file(uri: str, out_file: str, args) -> dict:
+    """Single-file mode (no Beam). A bad bitstream raises ImageError naming the file."""
+    ext = out_file.rsplit(".", 1)[-1].lower() if "." in out_file else args.format
+    fmt = "jpeg" if ext in ("jpg", "jpeg") else ext if ext in EXTENSIONS else args.format
+    cfg = config_from_args(args, ".", fmt)
+    model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
+    item = prepare(uri, out_file, cfg, args.luminance)
+    row = finish(item, predict_hypotheses(model, item["l_render"][None])[0], cfg)
+    log.info("wrote %s (%dx%d) in %.2f s", out_file, row["width"], row["height"], row["seconds"])
+    return row
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> None:
+    """Run the decode job."""
+    if args.out_file:
+        if len(args.paths) != 1:
+            raise SystemExit("decode -o takes exactly one .cbc file")
+        try:
+            decode_file(args.paths[0], args.out_file, args)
+        except ImageError as e:
+            raise SystemExit(f"decode: {e}") from None
+        return
+    if len(args.paths) < 2:
+        raise SystemExit("decode needs IN OUTPUT_DIR (or a .cbc file and -o FILE)")
+    inputs, output = args.paths[:-1], args.paths[-1]
+    cfg = config_from_args(args, output)
+    clear_dirs(output, ["errors", "filtered", "results"])
+    options = make_pipeline_options(beam_args, local_mode="multi_threading")
+    with beam.Pipeline(options=options) as p:
+        build(p, cfg, inputs, args, threads_per_worker(options))
+    log_counters(p.result, JOB)
+    log.info("decoded into %s", output)

@@ -1,0 +1,405 @@
+"""`chromabeam encode`: colour photos -> a luminance file + a colour bitstream (`.cbc`) each.
+
+MatchFiles -> Reshuffle -> output names (transforms.naming: relative path kept, same-stem
+collisions keep both) -> decode, write the luminance file (grayscale JPEG at --l-quality, or
+PNG) and read it back, so the model sees exactly what the decoder will see -> RunInference
+(models.infer.ColorizerHandler with hypotheses=True: the K ab hypotheses of the
+multihypothesis model; same batching and --device as colorize) -> transforms.colourcodec
+(best hypothesis per --region cell + refinement layer, --quality / --max-bytes) ->
+<output>/<stem>.cbc and <output>/<stem>.l.jpg|png; the round trip is decoded and scored
+(CIEDE2000, RGB PSNR) -> results/*.parquet (schema.ENCODE_SCHEMA), stats.json, errors/.
+
+`chromabeam encode photo.jpg -o photo.cbc` encodes one image without Beam (luminance file
+beside it: photo.l.jpg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import posixpath
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import fsspec
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
+from models.registry import describe, load_model
+from pipeline import checks, progress
+from pipeline.common import (
+    OUTCOMES,
+    AssignNames,
+    MatchFiles,
+    WriteAccounting,
+    WriteRowBatches,
+    accounting_inputs,
+    dead_letter_rows,
+    safe_apply,
+)
+from pipeline.locking import output_lock
+from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from transforms import colourcodec, schema
+from transforms.colour import rgb_to_lab
+from transforms.compose import render_l
+from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from transforms.fileio import (
+    clear_dirs,
+    exists,
+    is_dir,
+    join,
+    read_bytes,
+    remove_partials,
+    write_bytes,
+)
+from transforms.luminance import FORMATS, SUFFIX, decode_luminance, encode_luminance
+from transforms.metrics import ciede2000, psnr
+from transforms.naming import pattern_base
+from transforms.staging import uri_key
+
+log = logging.getLogger(__name__)
+JOB = "encode"
+MODEL = "multihypothesis"
+CBC = ".cbc"
+
+
+# --quality 0 is meaningful here (hypothesis indices only), unlike an image quality
+CODEC_QUALITY = checks.number_in(0, 100, integer=True)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `encode` job's options (every number range-checked by pipeline.checks)."""
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="INPUT_GLOB [INPUT_GLOB ...] OUTPUT_DIR, or one image with -o",
+    )
+    p.add_argument(
+        "-o",
+        "--out-file",
+        default=None,
+        help="single-image mode: write this .cbc, its luminance file beside it (no Beam)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help=f"{MODEL} checkpoint path or URL (default: the shipped {MODEL})",
+    )
+    p.add_argument(
+        "--quality",
+        type=CODEC_QUALITY,
+        default=50,
+        help="colour quality: 0 = hypothesis indices only, higher = finer refinement layer",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=checks.positive_int,
+        default=None,
+        help="largest bitstream in bytes: the best quality up to --quality that fits "
+        "(default: no limit)",
+    )
+    p.add_argument(
+        "--region",
+        type=checks.positive_int,
+        default=16,
+        help="side in pixels of the grid cells that each get a hypothesis index",
+    )
+    p.add_argument(
+        "--l-format", default="jpeg", choices=list(FORMATS), help="luminance file format"
+    )
+    p.add_argument(
+        "--l-quality",
+        type=checks.quality,
+        default=90,
+        help="JPEG quality of the luminance file (--l-format jpeg)",
+    )
+    p.add_argument(
+        "--render-size",
+        type=checks.render_size,
+        default=None,
+        help="model input side (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--batch-size", type=checks.positive_int, default=8, help="largest inference batch"
+    )
+    p.add_argument("--device", type=checks.device_name, default="auto", help="where the model runs")
+    p.add_argument(
+        "--max-pixels",
+        type=checks.positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images (decompression bombs)",
+    )
+    checks.add_allow_empty(p)
+    p.add_argument(
+        "--base",
+        default=None,
+        help="input root for output naming (default: the folder given, or the glob's fixed "
+        "prefix)",
+    )
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Everything the per-image functions need (picklable)."""
+
+    output: str
+    model: str
+    weights: str
+    weights_sha256: str
+    render_size: int
+    quality: int = 50
+    max_bytes: int | None = None
+    region: int = 16
+    l_format: str = "jpeg"
+    l_quality: int = 90
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def input_bases(inputs: list[str], base: str | None) -> list[str]:
+    """--base, else each input's folder (a folder input) or its glob's fixed prefix."""
+    if base:
+        return [base]
+    return [pattern_base(p, folder=is_dir(p)) for p in inputs]
+
+
+def check_codec_weights(weights: str | None) -> None:
+    """Fail fast (UsageError, one line naming the file) unless `weights` (default: the
+    shipped ones) is a loadable checkpoint of the multihypothesis model."""
+    checks.check_weights(MODEL, weights)
+    mc = describe(MODEL, weights)
+    if mc["name"] != MODEL:
+        raise checks.UsageError(
+            f"--weights {mc['weights']}: a {mc['name']} checkpoint; the codec needs a {MODEL} one"
+        )
+
+
+def check_input_file(uri: str) -> None:
+    """Single-file mode: the input exists and is a file (else UsageError, exit code 2)."""
+    if not exists(uri) or is_dir(uri):
+        raise checks.UsageError(f"{uri}: no such file")
+
+
+def one_line(uri: str, e: Exception) -> str:
+    """An error message that names the file (prefixed unless it already does)."""
+    text = " ".join(str(e).split())
+    return text if uri in text else f"{uri}: {text}"
+
+
+def prepare(uri: str, data: bytes, stem_uri: str, cfg: EncodeConfig) -> dict:
+    """Decode one colour photo, write its luminance file, and return the item that travels
+    through RunInference (the model input is the L read back from that file)."""
+    t0 = time.time()
+    img = decode_image(data, max_pixels=cfg.max_pixels)
+    lab = rgb_to_lab(img.rgb)
+    l_data = encode_luminance(lab[..., 0], cfg.l_format, cfg.l_quality)
+    l_uri = stem_uri + SUFFIX + FORMATS[cfg.l_format]
+    write_bytes(l_uri, l_data)
+    l_dec = decode_luminance(l_data)
+    return {
+        "uri": uri,
+        "bitstream_uri": stem_uri + CBC,
+        "luminance_uri": l_uri,
+        "luminance_bytes": len(l_data),
+        "rgb": img.rgb,
+        "ab": lab[..., 1:],
+        "l": l_dec,
+        "l_render": render_l(l_dec, cfg.render_size),
+        "t0": t0,
+    }
+
+
+def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
+    """Code the colours, write the .cbc, decode it back and score the round trip."""
+    try:
+        data = colourcodec.encode(
+            item["ab"],
+            hyps,
+            cfg.model,
+            cfg.weights_sha256,
+            quality=cfg.quality,
+            cell=cfg.region,
+            max_bytes=cfg.max_bytes,
+        )
+    except colourcodec.CodecError as e:
+        remove_file(item["luminance_uri"])  # no half-written pair: neither file, an error row
+        raise ImageError("codec_failed", f"{item['uri']}: {e}") from e
+    write_bytes(item["bitstream_uri"], data)
+    rgb = colourcodec.reconstruct_rgb(item["l"], colourcodec.decode(data, hyps))
+    height, width = rgb.shape[:2]
+    f = np.float32(1 / 255)
+    return {
+        "key": uri_key(item["uri"]),
+        "source_uri": item["uri"],
+        "luminance_uri": item["luminance_uri"],
+        "bitstream_uri": item["bitstream_uri"],
+        "width": width,
+        "height": height,
+        "luminance_bytes": item["luminance_bytes"],
+        "colour_bytes": len(data),
+        "model": cfg.model,
+        "weights_sha256": cfg.weights_sha256,
+        "quality": cfg.quality,
+        "max_bytes": cfg.max_bytes or 0,
+        "region": cfg.region,
+        "l_format": cfg.l_format,
+        "l_quality": cfg.l_quality if cfg.l_format == "jpeg" else 0,
+        "ciede2000": ciede2000(rgb_to_lab(item["rgb"]), rgb_to_lab(rgb)),
+        "psnr": psnr(item["rgb"].astype(np.float32) * f, rgb.astype(np.float32) * f),
+        "seconds": time.time() - item["t0"],
+    }
+
+
+def remove_file(uri: str) -> None:
+    """Delete a file if it is there (fsspec URL)."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if fs.exists(path):
+        fs.rm(path)
+
+
+def config_from_args(args: argparse.Namespace, output: str) -> EncodeConfig:
+    """Resolve the model's defaults (render size) from its checkpoint (which run() has
+    checked: check_codec_weights)."""
+    mc = describe(MODEL, args.weights)
+    if mc["name"] != MODEL:
+        raise checks.UsageError(f"encode needs a {MODEL} checkpoint, got a {mc['name']} model")
+    if not 0 <= args.quality <= 100:  # callers outside argparse (bench/)
+        raise checks.UsageError(f"--quality {args.quality}: must be 0..100")
+    return EncodeConfig(
+        output=output,
+        model=mc["name"],
+        weights=mc["weights"],
+        weights_sha256=mc["weights_sha256"],
+        render_size=args.render_size or int(mc["render_size"]),
+        quality=args.quality,
+        max_bytes=args.max_bytes,
+        region=args.region,
+        l_format=args.l_format,
+        l_quality=args.l_quality,
+        max_pixels=args.max_pixels,
+    )
+
+
+def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = None) -> None:
+    """Add the encode graph to pipeline p."""
+    # (uri, output stem) by transforms.naming, as colorize; inputs inside OUTPUT are skipped
+    named = (
+        p
+        | "Match" >> MatchFiles(inputs)
+        | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
+    )
+    prep = safe_apply(
+        named,
+        lambda e: prepare(e[0], read_bytes(e[0]), join(cfg.output, e[1]), cfg),
+        JOB,
+        "Prepare",
+        stage="decode",
+        read=False,
+        success=None,
+        uri_of=lambda e: e[0],
+    )
+    handler = KeyedModelHandler(
+        ColorizerHandler(
+            cfg.model,
+            cfg.weights,
+            args.device,
+            max_batch_size=args.batch_size,
+            threads=threads,
+            hypotheses=True,
+        )
+    )
+    predictions, dlq = (
+        prep.rows
+        | "Key" >> beam.Map(lambda it: (it, it["l_render"]))
+        | "Infer" >> RunInference(handler).with_exception_handling()
+    )
+    done = safe_apply(
+        predictions,
+        lambda kv: finish(kv[0], kv[1].inference, cfg),
+        JOB,
+        "Code",
+        stage="code",
+        read=False,
+        success=schema.ENCODED,
+        uri_of=lambda kv: kv[0]["uri"],
+    )
+    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
+    _ = done.rows | "Results" >> WriteRowBatches(
+        join(cfg.output, "results"), "part", schema.ENCODE_SCHEMA, 10000
+    )
+    settings = {k: v for k, v in cfg.__dict__.items() if k != "output"}
+    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
+    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
+    _ = acc | "Accounting" >> WriteAccounting(
+        cfg.output, JOB, {"settings": {**settings, "inputs": inputs}}
+    )
+
+
+def encode_file(uri: str, out_file: str, args) -> dict:
+    """Single-image mode (no Beam): write out_file (.cbc) and its luminance file beside it."""
+    stem = out_file[: -len(CBC)] if out_file.endswith(CBC) else posixpath.splitext(out_file)[0]
+    cfg = config_from_args(args, posixpath.dirname(out_file) or ".")
+    model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
+    item = prepare(uri, read_bytes(uri), stem, cfg)
+    item["bitstream_uri"] = out_file
+    row = finish(item, predict_hypotheses(model, item["l_render"][None])[0], cfg)
+    log.info(
+        "wrote %s (%d B colour, %d B luminance; round trip CIEDE2000 %.2f, %.2f dB) in %.2f s",
+        out_file,
+        row["colour_bytes"],
+        row["luminance_bytes"],
+        row["ciede2000"],
+        row["psnr"],
+        row["seconds"],
+    )
+    return row
+
+
+def encode_one(paths: list[str], out_file: str, args: argparse.Namespace) -> dict:
+    """`encode IMAGE -o FILE.cbc`: the fail-fast checks (exit code 2), then encode_file; a bad
+    input or a bitstream that cannot fit --max-bytes is one line naming the file (exit 1)."""
+    if len(paths) != 1:
+        raise checks.UsageError("encode -o takes exactly one input image")
+    check_input_file(paths[0])
+    checks.check_output_file(out_file)
+    check_codec_weights(args.weights)
+    checks.check_device(args.device)
+    try:
+        return encode_file(paths[0], out_file, args)
+    except ImageError as e:
+        raise checks.JobFailed(one_line(paths[0], e)) from None
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> None:
+    """Run the encode job: fail-fast checks on the driver, then the pipeline under the output
+    folder's lock, with progress lines on the local runner."""
+    if args.out_file:
+        encode_one(args.paths, args.out_file, args)
+        return
+    if len(args.paths) < 2:
+        raise checks.UsageError(
+            "encode needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE.cbc)"
+        )
+    inputs, output = args.paths[:-1], args.paths[-1]
+    # fail fast, before any worker starts
+    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
+    checks.check_output_dir(output)
+    check_codec_weights(args.weights)
+    checks.check_device(args.device)
+    cfg = config_from_args(args, output)
+    log.info("model %s (%s), render size %d", cfg.model, cfg.weights, cfg.render_size)
+    options = make_pipeline_options(beam_args, local_mode="multi_threading")
+    with output_lock(output, JOB):
+        remove_partials(output)  # temporary files of a killed run
+        # tables and stats.json are rebuilt every run; no stats.json = an unfinished run
+        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
+        with progress.report(JOB, total, enabled=is_local(options)):
+            with beam.Pipeline(options=options) as p:
+                build(p, cfg, inputs, args, threads_per_worker(options))
+        if not total:  # --allow-empty: an empty results table, so readers always find one
+            checks.write_empty_table(join(output, "results"), schema.ENCODE_SCHEMA)
+    log_counters(p.result, JOB)
+    log.info("encoded into %s", output)

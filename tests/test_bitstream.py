@@ -1,0 +1,112 @@
+"""The .cbc container: round trip and every corruption case names what is wrong."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from transforms.bitstream import (
+    MAGIC,
+    BitstreamError,
+    Header,
+    check_model,
+    pack,
+    unpack,
+    weights_hash,
+)
+
+SHA = hashlib.sha256(b"weights").hexdigest()
+HEADER = Header(
+    model_id="multihypothesis",
+    weights_hash=weights_hash(SHA),
+    width=767,
+    height=513,
+    k=5,
+    hyp_height=64,
+    hyp_width=64,
+    cell=16,
+    quality=50,
+    refine_cell=32,
+    refine_step_q=16,
+)
+PAYLOAD = bytes(range(200)) * 2
+
+
+def _reason(data: bytes, **kw) -> str:
+    with pytest.raises(BitstreamError) as e:
+        unpack(data, "img.cbc", **kw)
+    assert str(e.value).startswith("img.cbc: ")
+    return e.value.reason
+
+
+def test_round_trip():
+    data = pack(HEADER, PAYLOAD)
+    assert data.startswith(MAGIC)
+    header, payload = unpack(data, "x.cbc", model_id="multihypothesis", weights_sha256=SHA)
+    assert header == HEADER and payload == PAYLOAD
+    assert header.refine_step == 4.0
+    empty = pack(HEADER, b"")
+    assert unpack(empty)[1] == b""
+    assert len(empty) < 50  # the header stays small next to a few hundred payload bytes
+
+
+def test_truncated_at_every_byte():
+    data = pack(HEADER, PAYLOAD)
+    for n in range(len(data)):
+        assert _reason(data[:n]) == "truncated", n
+
+
+def test_flipped_payload_bits_fail_the_checksum():
+    data = pack(HEADER, PAYLOAD)
+    start = len(data) - 4 - len(PAYLOAD)
+    for pos in (start, start + 17, len(data) - 5):
+        for bit in (0, 7):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            assert _reason(bytes(bad)) == "checksum mismatch"
+    bad = bytearray(data)
+    bad[-1] ^= 1  # the CRC itself
+    assert _reason(bytes(bad)) == "checksum mismatch"
+
+
+def test_flipped_header_bits_never_pass():
+    data = pack(HEADER, PAYLOAD)
+    header_len = len(data) - 4 - len(PAYLOAD)
+    for pos in range(header_len):
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        assert _reason(bytes(bad)) in BitstreamError.REASONS
+
+
+def test_bad_magic_wrong_version_trailing_bytes():
+    data = pack(HEADER, PAYLOAD)
+    assert _reason(b"\x89PNG" + data[4:]) == "bad magic"
+    assert _reason(b"x") == "bad magic"
+    assert _reason(data[:4] + bytes([2]) + data[5:]) == "wrong version"
+    assert _reason(data + b"\0") == "trailing bytes"
+
+
+def test_wrong_model_and_weights():
+    data = pack(HEADER, PAYLOAD)
+    assert _reason(data, model_id="eccv16-small") == "wrong model"
+    other = hashlib.sha256(b"other").hexdigest()
+    assert _reason(data, weights_sha256=other) == "wrong weights"
+    header, _ = unpack(data)
+    check_model(header, "x", "multihypothesis", SHA)
+    with pytest.raises(BitstreamError, match="wrong weights"):
+        check_model(header, "x", None, weights_hash(other))
+
+
+def test_invalid_fields_rejected():
+    with pytest.raises(ValueError):
+        pack(Header("", HEADER.weights_hash, 1, 1, 1, 1, 1, 1), b"")
+    with pytest.raises(ValueError):
+        pack(Header("m", b"123", 1, 1, 1, 1, 1, 1), b"")
+    zero = pack(Header("m", HEADER.weights_hash, 0, 1, 1, 1, 1, 1), b"")
+    assert _reason(zero) == "invalid header"
+
+
+def test_large_sizes_use_varints():
+    big = Header("m", HEADER.weights_hash, 100_000, 3, 1, 1, 1, 4096)
+    assert unpack(pack(big, b"ab"))[0] == big

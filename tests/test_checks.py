@@ -1,0 +1,192 @@
+"""pipeline.checks: option validators and the fail-fast checks (no Beam pipeline runs here)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline import checks
+from tests.conftest_models import write_tiny_checkpoint
+from transforms.compose import encode_image, luminance
+from transforms.decode import decode_image
+
+
+@pytest.mark.parametrize(
+    "kind, good, bad",
+    [
+        (checks.finite_float, ["-1.5", "0", "1e3"], ["nan", "inf", "-inf", "x", ""]),
+        (checks.positive_float, ["1e-6", "3"], ["0", "-1", "nan"]),
+        (checks.non_negative_float, ["0", "2.5"], ["-0.1", "nan"]),
+        (checks.positive_int, ["1", "64"], ["0", "-1", "1.5", "nan"]),
+        (checks.non_negative_int, ["0", "7"], ["-1", "x"]),
+        (checks.percent, ["0", "10", "100"], ["-1", "150", "nan"]),
+        (checks.probability, ["0", "0.5", "1"], ["1.01", "-0.1"]),
+        (checks.quality, ["1", "95", "100"], ["0", "500", "95.5"]),
+        (checks.temperature, ["0.01", "0.38", "1", "10"], ["0", "-0.38", "nan", "inf"]),
+        (checks.strength, ["0", "0.35", "2"], ["-1", "nan"]),
+        (checks.render_size, ["16", "128", "256"], ["0", "8", "100", "-256", "5000"]),
+        (checks.crop_size, ["8", "224"], ["0", "-5", "7"]),
+        (checks.eval_size, ["full", "FULL", "256"], ["0", "3", "big"]),
+        (checks.device_name, ["auto", "cpu", "cuda", "cuda:1", "mps"], ["gpu", "cuda:x", ""]),
+    ],
+)
+def test_validators_accept_the_range_and_name_it_when_refusing(kind, good, bad):
+    for text in good:
+        kind(text)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError) as e:
+            kind(text)
+        assert kind.range_text in str(e.value) and repr(text) in str(e.value)
+
+
+def test_validator_values_and_range_texts():
+    assert checks.percent("12.5") == 12.5 and isinstance(checks.positive_int("3"), int)
+    assert checks.eval_size("Full") == "full" and checks.eval_size("64") == "64"
+    assert checks.percent.range_text == "a number from 0 to 100"
+    assert checks.temperature.range_text == "a number > 0"
+    assert checks.render_size.range_text == "an integer from 16 to 4096 and a multiple of 8"
+
+
+def test_check_value_names_the_setting():
+    assert checks.check_value("--model m: strength", "0.5", checks.strength) == 0.5
+    with pytest.raises(checks.UsageError, match=r"--model m: strength: expected a number >= 0"):
+        checks.check_value("--model m: strength", "nan", checks.strength)
+
+
+def test_match_inputs(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    patterns, total = checks.match_inputs([str(tmp_path / "*.png"), str(tmp_path / "*.tif")])
+    assert patterns == [str(tmp_path / "*.png")] and total == 2
+    with pytest.raises(checks.UsageError, match=r"no input matches '.*\*\.tif'.*--allow-empty"):
+        checks.match_inputs([str(tmp_path / "*.tif")])
+    assert checks.match_inputs([str(tmp_path / "*.tif")], allow_empty=True) == ([], 0)
+
+
+def test_check_output_dir(tmp_path):
+    checks.check_output_dir(str(tmp_path / "new" / "dir"))  # made
+    assert (tmp_path / "new" / "dir").is_dir()
+    assert list((tmp_path / "new" / "dir").iterdir()) == []  # the probe is gone
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(checks.UsageError, match=r"is a file, not a folder"):
+        checks.check_output_dir(str(tmp_path / "file"))
+    with pytest.raises(checks.UsageError, match=r"is not writable"):
+        checks.check_output_dir(str(tmp_path / "file" / "sub"))
+    checks.check_output_dir("memory://chromabeam-check-test/out")
+    with pytest.raises(checks.UsageError, match="is a folder, not a file"):
+        checks.check_output_file(str(tmp_path / "new"))
+    checks.check_output_file(str(tmp_path / "new" / "x.png"))
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    write_tiny_checkpoint(path, "eccv16-small")
+    return str(path)
+
+
+def test_check_weights(tmp_path, tiny_ckpt):
+    checks.check_weights("eccv16-small", tiny_ckpt)  # a checkpoint {"config", "state_dict"}
+    checks.check_weights(None, None)  # the shipped default
+    with pytest.raises(checks.UsageError, match=r"^--weights .*missing.pt: no such file$"):
+        checks.check_weights("eccv16-small", str(tmp_path / "missing.pt"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes\n")
+    with pytest.raises(checks.UsageError) as e:
+        checks.check_weights("eccv16-small", str(notes))
+    msg = str(e.value)
+    assert "notes.txt: not a checkpoint (not a torch file" in msg
+    assert 'expected a torch checkpoint {"config", "state_dict"} or a state dict of model' in msg
+    torch.save({"a": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(
+        checks.UsageError, match=r"not a state dict of model eccv16-small: \d+ miss"
+    ):
+        checks.check_weights("eccv16-small", str(tmp_path / "other.pt"))
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(checks.UsageError, match="holds a list"):
+        checks.check_weights("eccv16-small", str(tmp_path / "list.pt"))
+    with pytest.raises(checks.UsageError, match=r"^--model x: no such file$"):
+        checks.check_weights("eccv16-small", str(tmp_path / "missing.pt"), "--model x")
+
+
+def test_check_device_and_stage_dir(tmp_path):
+    checks.check_device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(checks.UsageError, match="no CUDA device"):
+            checks.check_device("cuda")
+    with pytest.raises(checks.MissingInput, match="no such folder"):
+        checks.check_stage_dir(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="no priors.json"):
+        checks.check_stage_dir(str(tmp_path))
+    (tmp_path / "priors.json").write_text("{}")
+    with pytest.raises(checks.MissingInput, match="no shards"):
+        checks.check_stage_dir(str(tmp_path))
+
+
+def test_unknown_options_suggest_the_closest_spelling():
+    job = ["--render-size", "--strength", "--skip-existing"]
+    rest = [
+        "--render-szie",
+        "256",
+        "--runner=DirectRunner",
+        "--frobnicate",
+        "--direct_num_worker=2",
+    ]
+    got = dict(checks.unknown_options(rest, job))
+    assert got == {
+        "--render-szie": "--render-size",
+        "--frobnicate": None,
+        "--direct_num_worker": "--direct_num_workers",
+    }
+    assert {"--runner", "--direct_num_workers", "--project", "--job_name"} <= checks.beam_flags()
+    assert checks.unknown_options(["--render_size=3"], job) == [("--render_size", "--render-size")]
+
+
+# --- the smaller items: JPEG chroma, frame counts -------------------------------------------
+
+
+def _l_error(rgb: np.ndarray, fmt: str, quality: int, chroma: str) -> float:
+    out = decode_image(encode_image(rgb, fmt, quality, chroma_subsampling=chroma)).rgb
+    return float(np.abs(luminance(out) - luminance(rgb)).max())
+
+
+@pytest.fixture(scope="module")
+def colour_edges() -> np.ndarray:
+    """Saturated red / blue stripes one pixel wide: what 4:2:0 chroma averages away."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    red = (xx + yy // 2) % 2 == 0
+    rgb[red], rgb[~red] = (200, 40, 40), (40, 90, 200)
+    return rgb
+
+
+def test_jpeg_chroma_subsampling(colour_edges):
+    full, half = (
+        _l_error(colour_edges, "jpeg", 95, "444"),
+        _l_error(colour_edges, "jpeg", 95, "420"),
+    )
+    assert full <= 1.0 < 5.0 < half  # measured: 0.69 vs 7.93
+    assert _l_error(colour_edges, "jpeg", 95, "auto") == full  # quality >= 90: 4:4:4
+    assert _l_error(colour_edges, "jpeg", 80, "auto") == _l_error(colour_edges, "jpeg", 80, "420")
+    assert _l_error(colour_edges, "webp", 95, "auto") > 5.0  # lossy WebP: 4:2:0 only
+    assert _l_error(colour_edges, "webp", 95, "444") == 0.0  # lossless WebP
+    data = encode_image(colour_edges, "jpeg", 95, chroma_subsampling="444")
+    with Image.open(io.BytesIO(data)) as im:
+        assert [c[1:3] for c in im.layer] == [(1, 1)] * 3  # no component subsampled
+
+
+def test_decoded_images_count_their_frames():
+    frames = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(3)]
+    for fmt in ("GIF", "TIFF"):
+        buf = io.BytesIO()
+        frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+        img = decode_image(buf.getvalue())
+        assert img.n_frames == 3 and int(img.rgb.max()) == 0, fmt  # frame 0 decoded
+    buf = io.BytesIO()
+    frames[1].save(buf, "PNG")
+    assert decode_image(buf.getvalue()).n_frames == 1

@@ -1,0 +1,187 @@
+"""The encode / decode jobs: single-file round trips (determinism, bad bitstreams, the user's
+own grayscale file), the hypotheses handler, and (slow) the Beam pipelines end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from models.infer import ColorizerHandler, predict_hypotheses
+from pipeline import decode, encode
+from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
+from tests.helpers import smooth_colour_field
+from transforms.colour import rgb_to_lab
+from transforms.decode import ImageError
+from transforms.luminance import decode_luminance, encode_luminance
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    one_thread()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("mh") / "mh.pt"
+    write_tiny_checkpoint(path, "multihypothesis", k=3, temperature=1.0)
+    return str(path)
+
+
+def _photo(path: Path, h: int, w: int, seed: int = 0, mode: str = "RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = smooth_colour_field(h, w, seed=seed)
+    if mode == "I;16":  # a 16-bit grayscale PNG
+        g = (rgb.mean(-1) * 257).astype(np.uint16)
+        Image.fromarray(g).save(path)  # Pillow writes mode I;16
+    else:
+        Image.fromarray(rgb).save(path)
+    return path
+
+
+def _encode(src: Path, out: Path, weights: str, *extra: str) -> dict:
+    args = job_args(encode, [str(src), "-o", str(out), "--weights", weights, *extra])
+    return encode.encode_file(str(src), str(out), args)
+
+
+def _decode(src: Path, out: Path, weights: str, *extra: str) -> np.ndarray:
+    args = job_args(decode, [str(src), "-o", str(out), "--weights", weights, *extra])
+    decode.decode_file(str(src), str(out), args)
+    return np.asarray(Image.open(out))
+
+
+def test_luminance_file_round_trip():
+    l = rgb_to_lab(smooth_colour_field(20, 30, seed=1))[..., 0]
+    png = decode_luminance(encode_luminance(l, "png"))
+    assert png.shape == l.shape and np.abs(png - l).max() < 0.5  # 8-bit gray steps
+    jpg = decode_luminance(encode_luminance(l, "jpeg", 90))
+    assert np.abs(jpg - l).mean() < 1.0
+    with pytest.raises(ValueError):
+        encode_luminance(l, "gif")
+
+
+def test_handler_returns_k_hypotheses_independent_of_batching(weights):
+    handler = ColorizerHandler("multihypothesis", weights, "cpu", hypotheses=True)
+    model = handler.load_model()
+    batch = [
+        np.random.default_rng(i).uniform(0, 100, (32, 32)).astype(np.float32) for i in range(3)
+    ]
+    together = [r.inference for r in handler.run_inference(batch, model)]
+    alone = predict_hypotheses(model, batch[1][None])[0]
+    assert together[1].shape == (3, 8, 8, 2)
+    np.testing.assert_array_equal(together[1], alone)
+
+
+def test_encode_twice_same_bytes_decode_twice_same_pixels(tmp_path, weights):
+    src = _photo(tmp_path / "in" / "odd.png", 37, 53, seed=2)
+    a = _encode(src, tmp_path / "a" / "odd.cbc", weights, "--quality", "60")
+    b = _encode(src, tmp_path / "b" / "odd.cbc", weights, "--quality", "60")
+    assert (tmp_path / "a" / "odd.cbc").read_bytes() == (tmp_path / "b" / "odd.cbc").read_bytes()
+    assert (tmp_path / "a" / "odd.l.jpg").exists()
+    assert a["colour_bytes"] == b["colour_bytes"] > 0 and (a["width"], a["height"]) == (53, 37)
+    one = _decode(tmp_path / "a" / "odd.cbc", tmp_path / "one.png", weights)
+    two = _decode(tmp_path / "a" / "odd.cbc", tmp_path / "two.png", weights)
+    assert one.shape == (37, 53, 3)
+    np.testing.assert_array_equal(one, two)
+    # the decoder reproduces the encoder's own round trip: its CIEDE2000 is the reported one
+    from transforms.metrics import ciede2000
+
+    truth = np.asarray(Image.open(src).convert("RGB"))
+    assert ciede2000(rgb_to_lab(truth), rgb_to_lab(one)) == pytest.approx(a["ciede2000"], abs=1e-6)
+
+
+def test_quality_and_max_bytes(tmp_path, weights):
+    src = _photo(tmp_path / "p.png", 64, 48, seed=3)
+    lo = _encode(src, tmp_path / "lo.cbc", weights, "--quality", "0")
+    hi = _encode(src, tmp_path / "hi.cbc", weights, "--quality", "90")
+    assert lo["colour_bytes"] < hi["colour_bytes"]
+    assert hi["ciede2000"] < lo["ciede2000"]
+    cap = _encode(src, tmp_path / "cap.cbc", weights, "--quality", "90", "--max-bytes", "120")
+    assert cap["colour_bytes"] <= 120
+
+
+def test_bad_bitstreams_name_the_file_and_write_nothing(tmp_path, weights):
+    src = _photo(tmp_path / "in" / "p.png", 40, 40, seed=4)
+    _encode(src, tmp_path / "p.cbc", weights)
+    good = (tmp_path / "p.cbc").read_bytes()
+    cases = {
+        "truncated": good[: len(good) // 2],
+        "corrupt": good[:-6] + bytes([good[-6] ^ 0x10]) + good[-5:],
+        "version": good[:4] + b"\x09" + good[5:],
+        "notcbc": b"\x89PNG\r\n\x1a\n" + good[8:],
+    }
+    for name, data in cases.items():
+        (tmp_path / f"{name}.cbc").write_bytes(data)
+        shutil.copy(tmp_path / "p.l.jpg", tmp_path / f"{name}.l.jpg")
+        with pytest.raises(ImageError) as e:
+            _decode(tmp_path / f"{name}.cbc", tmp_path / f"{name}.png", weights)
+        assert f"{name}.cbc" in str(e.value)
+        assert not (tmp_path / f"{name}.png").exists()
+    other = tmp_path / "other.pt"
+    write_tiny_checkpoint(other, "multihypothesis", seed=1, k=3)
+    with pytest.raises(ImageError, match="wrong weights"):
+        _decode(tmp_path / "p.cbc", tmp_path / "w.png", str(other))
+    (tmp_path / "p.l.jpg").unlink()
+    with pytest.raises(ImageError, match="no luminance file"):
+        _decode(tmp_path / "p.cbc", tmp_path / "x.png", weights)
+
+
+def test_decode_with_the_users_own_grayscale_file(tmp_path, weights):
+    src = _photo(tmp_path / "p.png", 30, 44, seed=5)
+    _encode(src, tmp_path / "p.cbc", weights, "--l-format", "png")
+    gray = np.asarray(Image.open(tmp_path / "p.l.png"))
+    own = tmp_path / "scan.png"
+    Image.fromarray(gray, "L").save(own)
+    out = _decode(tmp_path / "p.cbc", tmp_path / "c.png", weights, "--luminance", str(own))
+    l_out = rgb_to_lab(out)[..., 0]
+    assert np.abs(l_out - decode_luminance(own.read_bytes())).mean() < 1.0
+    wrong = tmp_path / "small.png"
+    Image.fromarray(gray[:20], "L").save(wrong)
+    with pytest.raises(ImageError, match="luminance"):
+        _decode(tmp_path / "p.cbc", tmp_path / "d.png", weights, "--luminance", str(wrong))
+
+
+@pytest.mark.slow
+def test_encode_decode_pipelines_end_to_end(tmp_path, weights):
+    src = tmp_path / "photos"
+    _photo(src / "odd.png", 45, 67, seed=6)
+    _photo(src / "sub" / "portrait.png", 71, 40, seed=7)
+    _photo(src / "sub" / "portrait.jpg", 71, 40, seed=8)  # same stem: both kept
+    _photo(src / "deep.png", 50, 50, seed=9, mode="I;16")
+    enc = tmp_path / "enc"
+    encode.run(job_args(encode, [str(src), str(enc), "--weights", weights]), list(BEAM_ARGS))
+    stats = json.loads((enc / "stats.json").read_text())
+    assert stats["outcomes"] == {"encoded": 4}, stats
+    rows = pq.read_table(enc / "results").to_pylist()
+    assert {Path(r["bitstream_uri"]).name for r in rows} == {
+        "odd.cbc", "portrait.png.cbc", "portrait.jpg.cbc", "deep.cbc"
+    }  # fmt: skip
+    assert all(r["colour_bytes"] > 0 and np.isfinite(r["ciede2000"]) for r in rows)
+    (enc / "broken.cbc").write_bytes((enc / "odd.cbc").read_bytes()[:-3])
+    shutil.copy(enc / "odd.l.jpg", enc / "broken.l.jpg")
+    dec = tmp_path / "dec"
+    decode.run(job_args(decode, [str(enc), str(dec), "--weights", weights]), list(BEAM_ARGS))
+    stats = json.loads((dec / "stats.json").read_text())
+    assert stats["outcomes"] == {"decoded": 4, "bad_bitstream": 1}, stats
+    errors = pq.read_table(dec / "errors").to_pylist()
+    assert len(errors) == 1 and "broken.cbc" in errors[0]["reason"]
+    sizes = {
+        "odd.png": (67, 45),
+        "sub/portrait.png.png": (40, 71),
+        "sub/portrait.jpg.png": (40, 71),
+        "deep.png": (50, 50),
+    }
+    for name, size in sizes.items():
+        assert Image.open(dec / name).size == size
+    assert not (dec / "broken.png").exists()
+    again = tmp_path / "dec2"
+    decode.run(job_args(decode, [str(enc), str(again), "--weights", weights]), list(BEAM_ARGS))
+    for name in sizes:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(dec / name)), np.asarray(Image.open(again / name))
+        )

@@ -1,0 +1,142 @@
+"""The colour codec on synthetic hypotheses: round trip, determinism, rate control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms import colourcodec as cc
+from transforms.bitstream import BitstreamError
+from transforms.crop import resize_float
+from transforms.regions import GridLayout, source_taps, upsample_fixed
+
+SHA = "ab" * 32
+SHIFTS = np.array([[0, 0], [15, 0], [-15, 0], [0, 15], [0, -15]], np.float32)
+
+
+def _truth(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = 30 * np.sin(x / 9 + seed) + 10
+    b = 20 * np.cos(y / 7) - 5
+    ab = np.stack([a, b], -1)
+    ab[h // 3 : h // 2, w // 4 : w // 2] = (45, -30)  # a saturated patch
+    return (ab + rng.normal(0, 1.5, ab.shape)).astype(np.float32)
+
+
+def _hyps(ab: np.ndarray, size: int = 12, gain: float = 0.6) -> np.ndarray:
+    small = resize_float(ab, size, size) * np.float32(gain)
+    return np.stack([small + s for s in SHIFTS]).astype(np.float32)
+
+
+def _err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(((a - b) ** 2).sum(-1)).mean())
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (61, 29), (1, 1), (16, 16), (3, 200)])
+def test_round_trip_odd_and_portrait_sizes(shape):
+    ab = _truth(*shape)
+    hyps = _hyps(ab)
+    for quality in (0, 60):
+        data = cc.encode(ab, hyps, "multihypothesis", SHA, quality=quality, cell=8)
+        header = cc.read_header(data)
+        assert (header.height, header.width, header.k) == (*shape, 5)
+        out = cc.decode(data, hyps, "t.cbc", "multihypothesis", SHA)
+        assert out.shape == (*shape, 2) and out.dtype == np.float32
+
+
+def test_refinement_improves_and_rate_is_monotone():
+    ab = _truth(96, 128)
+    hyps = _hyps(ab)
+    sizes, errors = [], []
+    for quality in range(0, 101, 10):
+        data = cc.encode(ab, hyps, "m", SHA, quality=quality, cell=16)
+        sizes.append(len(data))
+        errors.append(_err(cc.decode(data, hyps), ab))
+    assert sizes == sorted(sizes), sizes  # lower quality -> never more bytes
+    assert errors[-1] < 0.8 * errors[0], errors
+    fine = cc.encode(ab, hyps, "m", SHA, quality=100, cell=16, refine_cell=4)
+    assert _err(cc.decode(fine, hyps), ab) < 3.5  # noise floor ~1.9
+
+
+def test_index_layer_picks_the_right_hypothesis():
+    # each 16x16 cell is exactly one of K constant colours; the hypotheses are those colours
+    rng = np.random.default_rng(1)
+    colours = np.array([[-40, 10], [0, 0], [30, 50], [60, -20]], np.float32)
+    truth_idx = rng.integers(0, 4, (4, 6))
+    ab = GridLayout(64, 96, 16).expand(colours[truth_idx])
+    hyps = np.broadcast_to(colours[:, None, None], (4, 8, 8, 2)).astype(np.float32)
+    data = cc.encode(ab, hyps, "m", SHA, quality=0, cell=16)
+    _, idx, q = cc.decode_layers(data)
+    assert q is None
+    assert (idx == truth_idx).all()
+    assert np.array_equal(cc.decode(data, hyps), ab)
+
+
+def test_determinism_and_quantized_hypotheses_only():
+    ab = _truth(50, 70, seed=3)
+    hyps = np.rint(_hyps(ab)) + np.float32(0.2)  # 0.2 away from any rounding boundary
+    a = cc.encode(ab, hyps, "m", SHA, quality=70)
+    assert a == cc.encode(ab, hyps, "m", SHA, quality=70)
+    out1, out2 = cc.decode(a, hyps), cc.decode(a, hyps)
+    assert np.array_equal(out1, out2)
+    # the decoder only uses the int8-quantized hypotheses: tiny float noise changes nothing
+    noisy = hyps + np.random.default_rng(0).uniform(-0.05, 0.05, hyps.shape).astype(np.float32)
+    assert np.array_equal(cc.decode(a, noisy), out1)
+    assert np.array_equal(cc.decode(a, cc.quantize_hypotheses(hyps)), out1)
+
+
+def test_max_bytes_respected():
+    ab = _truth(120, 90, seed=2)
+    hyps = _hyps(ab)
+    full = len(cc.encode(ab, hyps, "m", SHA, quality=100))
+    last_quality = -1
+    for budget in (60, 90, 140, full // 2, full):
+        data = cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=budget)
+        assert len(data) <= budget
+        quality = cc.read_header(data).quality
+        assert quality >= last_quality
+        last_quality = quality
+    assert cc.read_header(cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=full)).quality == 100
+    with pytest.raises(cc.CodecError):
+        cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=20)
+
+
+def test_single_hypothesis_and_errors():
+    ab = _truth(20, 30)
+    hyps = _hyps(ab)[:1]
+    data = cc.encode(ab, hyps, "m", SHA, quality=80)
+    assert cc.decode(data, hyps).shape == (20, 30, 2)
+    with pytest.raises(cc.CodecError):
+        cc.decode(data, _hyps(ab))  # K = 5 but the stream says 1
+    with pytest.raises(BitstreamError, match="wrong model"):
+        cc.decode(data, hyps, "x.cbc", model_id="other")
+    with pytest.raises(BitstreamError, match="checksum"):
+        bad = bytearray(data)
+        bad[-6] ^= 4
+        cc.decode(bytes(bad), hyps)
+    with pytest.raises(cc.CodecError):
+        cc.encode(ab[..., :1], hyps, "m", SHA)
+
+
+def test_upsample_fixed_is_bilinear_and_integer():
+    x = np.arange(12, dtype=np.int16).reshape(3, 4, 1) * 16
+    up = upsample_fixed(x, 3, 4, out_bits=0)
+    assert np.array_equal(up, x)  # same size: identity
+    up = upsample_fixed(x, 6, 8, out_bits=4) / 16.0
+    i0, i1, w = source_taps(8, 4)
+    assert (i0 <= i1).all() and (w < 64).all()
+    # interior values lie between their neighbours; corners are the corner values
+    assert up[0, 0, 0] == x[0, 0, 0] and up[-1, -1, 0] == x[-1, -1, 0]
+    assert up.dtype == np.float64 and np.all(np.diff(up[..., 0], axis=1) >= 0)
+    with pytest.raises(TypeError):
+        upsample_fixed(x.astype(np.float32), 6, 8)
+
+
+def test_grid_layout():
+    g = GridLayout(37, 53, 16)
+    assert (g.rows, g.cols, g.count) == (3, 4, 12)
+    assert g.counts().sum() == 37 * 53
+    x = np.ones((37, 53, 2))
+    assert np.array_equal(g.sums(x)[..., 0], g.counts())
+    assert g.labels().max() == 11 and g.expand(np.zeros((3, 4))).shape == (37, 53)

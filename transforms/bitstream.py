@@ -1,0 +1,268 @@
+"""The `.cbc` colour bitstream: a small header, the range-coded payload, a CRC32.
+
+Format version 1, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
+high bit set on every byte but the last; at most 5 bytes):
+
+| offset | size | field |
+|---|---|---|
+| 0 | 4 | magic `43 42 43 1A` (`b"CBC\\x1a"`) |
+| 4 | 1 | format version, `01` |
+| 5 | 1 | n = length of the model id (1..255) |
+| 6 | n | model id, ASCII (the registry name, e.g. `multihypothesis`) |
+| 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 |
+| ... | var | image width W in pixels (>= 1) |
+| ... | var | image height H in pixels (>= 1) |
+| ... | 1 | K, number of hypotheses (1..255) |
+| ... | var | hypothesis map height h (the model's output rows, >= 1) |
+| ... | var | hypothesis map width w (>= 1) |
+| ... | 1 | region layout: `00` = square grid cells, row-major from the top left |
+| ... | var | region cell size in full-image pixels (>= 1) |
+| ... | 1 | quality setting used by the encoder (0..100; informative) |
+| ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
+| ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
+| ... | var | P = payload length in bytes |
+| ... | P | payload (transforms/colourcodec.py: one range-coder stream) |
+| end-4 | 4 | CRC-32 (zlib/PNG polynomial), big-endian, of every byte before it |
+
+Nothing follows the CRC. `unpack` checks, in this order: magic (a prefix of the magic is
+"truncated"), version, that every field and the payload and CRC are present ("truncated"),
+no trailing bytes, the CRC ("checksum mismatch"), field ranges ("invalid header"), then, if
+asked, the model id ("wrong model") and weights hash ("wrong weights"). Every failure raises
+`BitstreamError` whose message starts with the file name and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"CBC\x1a"
+VERSION = 1
+HASH_BYTES = 8
+LAYOUTS = {0: "grid"}
+_LAYOUT_CODES = {v: k for k, v in LAYOUTS.items()}
+_MAX_VARINT_BYTES = 5
+
+
+class BitstreamError(ValueError):
+    """A bitstream that cannot be decoded; `reason` is one of REASONS."""
+
+    REASONS = (
+        "truncated",
+        "bad magic",
+        "wrong version",
+        "trailing bytes",
+        "checksum mismatch",
+        "invalid header",
+        "wrong model",
+        "wrong weights",
+    )
+
+    def __init__(self, name: str, reason: str, detail: str = ""):
+        self.name, self.reason, self.detail = name, reason, detail
+        super().__init__(f"{name}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs besides the payload and the luminance."""
+
+    model_id: str
+    weights_hash: bytes  # HASH_BYTES bytes
+    width: int
+    height: int
+    k: int
+    hyp_height: int
+    hyp_width: int
+    cell: int
+    quality: int = 0
+    refine_cell: int = 0
+    refine_step_q: int = 0  # refinement step in 1/4 ab units
+    layout: str = "grid"
+
+    @property
+    def refine_step(self) -> float:
+        return self.refine_step_q / 4.0
+
+
+def weights_hash(sha256_hex_or_bytes: str | bytes) -> bytes:
+    """The header's weights hash from a hex SHA-256 string (as in a model config) or raw bytes
+    of a checkpoint file."""
+    if isinstance(sha256_hex_or_bytes, str):
+        return bytes.fromhex(sha256_hex_or_bytes)[:HASH_BYTES]
+    return hashlib.sha256(sha256_hex_or_bytes).digest()[:HASH_BYTES]
+
+
+def _varint(value: int) -> bytes:
+    if value < 0 or value >= 1 << (7 * _MAX_VARINT_BYTES):
+        raise ValueError(f"varint out of range: {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """The complete bitstream of one image."""
+    model = header.model_id.encode("ascii")
+    if not 1 <= len(model) <= 255:
+        raise ValueError(f"model id must be 1..255 ASCII bytes: {header.model_id!r}")
+    if len(header.weights_hash) != HASH_BYTES:
+        raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
+    if not 1 <= header.k <= 255 or not 0 <= header.quality <= 100:
+        raise ValueError(f"K {header.k} or quality {header.quality} out of range")
+    out = bytearray(MAGIC)
+    out.append(VERSION)
+    out.append(len(model))
+    out += model
+    out += header.weights_hash
+    for v in (header.width, header.height):
+        out += _varint(v)
+    out.append(header.k)
+    out += _varint(header.hyp_height) + _varint(header.hyp_width)
+    out.append(_LAYOUT_CODES[header.layout])
+    out += _varint(header.cell)
+    out.append(header.quality)
+    out += _varint(header.refine_cell) + _varint(header.refine_step_q)
+    out += _varint(len(payload))
+    out += payload
+    out += struct.pack(">I", zlib.crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, name: str):
+        self.data, self.name, self.pos = data, name, 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise BitstreamError(
+                self.name, "truncated", f"{len(self.data)} bytes, ends inside the {what}"
+            )
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def byte(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def varint(self, what: str) -> int:
+        value = 0
+        for i in range(_MAX_VARINT_BYTES):
+            b = self.byte(what)
+            value |= (b & 0x7F) << (7 * i)
+            if not b & 0x80:
+                return value
+        raise BitstreamError(self.name, "invalid header", f"{what}: varint longer than 5 bytes")
+
+
+def unpack(
+    data: bytes,
+    name: str = "<bitstream>",
+    model_id: str | None = None,
+    weights_sha256: str | bytes | None = None,
+) -> tuple[Header, bytes]:
+    """Parse and check a bitstream; returns (header, payload).
+
+    model_id / weights_sha256 (hex string as in a model config, or the 8-byte hash), when
+    given, must match the header. Raises BitstreamError naming `name` and the reason.
+    """
+    data = bytes(data)
+    if data[: len(MAGIC)] != MAGIC[: len(data)]:
+        raise BitstreamError(name, "bad magic", f"starts with {data[:4].hex()}, not a .cbc file")
+    r = _Reader(data, name)
+    r.take(len(MAGIC), "magic")
+    version = r.byte("format version")
+    if version != VERSION:
+        raise BitstreamError(name, "wrong version", f"format version {version}, expected {VERSION}")
+    n = r.byte("model id length")
+    model_raw = r.take(n, "model id")
+    whash = r.take(HASH_BYTES, "weights hash")
+    width = r.varint("width")
+    height = r.varint("height")
+    k = r.byte("K")
+    hyp_h = r.varint("hypothesis height")
+    hyp_w = r.varint("hypothesis width")
+    layout_code = r.byte("region layout")
+    cell = r.varint("region cell size")
+    quality = r.byte("quality")
+    refine_cell = r.varint("refinement cell size")
+    refine_step_q = r.varint("refinement step")
+    plen = r.varint("payload length")
+    payload = r.take(plen, "payload")
+    crc_pos = r.pos
+    (crc,) = struct.unpack(">I", r.take(4, "checksum"))
+    if r.pos != len(data):
+        raise BitstreamError(name, "trailing bytes", f"{len(data) - r.pos} bytes after the CRC")
+    actual = zlib.crc32(data[:crc_pos]) & 0xFFFFFFFF
+    if actual != crc:
+        raise BitstreamError(
+            name, "checksum mismatch", f"stored {crc:08x}, computed {actual:08x}: corrupted"
+        )
+    try:
+        model = model_raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise BitstreamError(name, "invalid header", "model id is not ASCII") from None
+    problems = []
+    if n == 0:
+        problems.append("empty model id")
+    if min(width, height, hyp_h, hyp_w, cell) < 1:
+        problems.append("zero size")
+    if k < 1:
+        problems.append("K = 0")
+    if layout_code not in LAYOUTS:
+        problems.append(f"unknown region layout {layout_code}")
+    if quality > 100:
+        problems.append(f"quality {quality} > 100")
+    if refine_cell and not refine_step_q:
+        problems.append("refinement step 0")
+    if problems:
+        raise BitstreamError(name, "invalid header", ", ".join(problems))
+    header = Header(
+        model_id=model,
+        weights_hash=whash,
+        width=width,
+        height=height,
+        k=k,
+        hyp_height=hyp_h,
+        hyp_width=hyp_w,
+        cell=cell,
+        quality=quality,
+        refine_cell=refine_cell,
+        refine_step_q=refine_step_q,
+        layout=LAYOUTS[layout_code],
+    )
+    check_model(header, name, model_id, weights_sha256)
+    return header, payload
+
+
+def check_model(
+    header: Header,
+    name: str,
+    model_id: str | None = None,
+    weights_sha256: str | bytes | None = None,
+) -> None:
+    """Raise BitstreamError unless the header was written with this model and weights."""
+    if model_id is not None and header.model_id != model_id:
+        raise BitstreamError(
+            name, "wrong model", f"written with {header.model_id!r}, decoder has {model_id!r}"
+        )
+    if weights_sha256 is not None:
+        expected = (
+            weights_sha256
+            if isinstance(weights_sha256, bytes) and len(weights_sha256) == HASH_BYTES
+            else weights_hash(weights_sha256)
+        )
+        if expected != header.weights_hash:
+            raise BitstreamError(
+                name,
+                "wrong weights",
+                f"written with weights {header.weights_hash.hex()}…, decoder has {expected.hex()}…",
+            )

@@ -1,0 +1,471 @@
+"""The colour codec on numpy arrays: K ab hypotheses + a few hundred bytes -> the true colours.
+
+Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hypotheses
+(K, h, w, 2) at model resolution:
+1. the hypotheses are quantized to int8 (1 ab unit; `quantize_hypotheses`) and upsampled to
+   (H, W) with integer bilinear taps (transforms/regions.upsample_fixed) to 1/16 ab units:
+   the decoder does exactly the same with the same integers;
+2. index layer: per grid cell (`cell` px) the hypothesis index k minimising
+   SSE_k + lambda * bits_k (squared ab error over the cell plus the rate of k under the adaptive
+   model in its current state, context = the left and upper cells' indices), coded with a
+   range coder (transforms/rangecoder.py), one adaptive frequency model per context;
+3. refinement layer (quality > 0): on a coarser grid (`refine_cell` px) the mean ab residual
+   left by the chosen hypotheses, quantized to a step (dead-zone rounding, a few
+   back-projection passes because the decoder interpolates the grid bilinearly), coded as
+   signed integers (zero flag with the neighbours' zero-ness as context, sign, unary /
+   Exp-Golomb magnitude), either directly or as differences from the left/upper values
+   (DPCM), whichever is smaller (one raw bit says which).
+The payload goes into a `.cbc` bitstream (transforms/bitstream.py) with the settings.
+
+Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 64 px cells
+for quality 1..25 with the step going from 8 to 1.5 ab units, 32 px for 26..50, 16 px for
+51..75, 8 px for 76..100 down to a step of 1) and lambda (0.12 * step^2 * refinement-cell
+pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends indices only. `max_bytes`
+searches the highest quality whose bitstream fits (bisection), then coarser index cells at
+quality 0, else raises CodecError.
+
+Decoder (`decode`): parse and check the bitstream, quantize + upsample the hypotheses the same
+way, read indices and refinement values, add; all integer until the final float32 ab
+(= integer / 16, exact). The entropy-coder contexts depend only on decoded symbols, never on
+the hypotheses, so a model that drifts by a rounding step changes a few pixels but can never
+desynchronise the stream. No torch, no Beam.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from transforms import bitstream
+from transforms.bitstream import Header
+from transforms.rangecoder import (
+    FrequencyModel,
+    RangeDecoder,
+    RangeEncoder,
+    SignedIntCoder,
+)
+from transforms.regions import GridLayout, upsample_columns, upsample_fixed, upsample_select
+
+log = logging.getLogger(__name__)
+
+HYP_STEP = 1.0  # ab units per int8 level of a quantized hypothesis
+UP_BITS = 4  # upsampled maps are in 1/16 ab units
+UP_SCALE = 1 << UP_BITS
+REFINE_PASSES = 3  # back-projection passes of the refinement estimate
+DEAD_ZONE = 0.2  # rounding offset 0.5 - DEAD_ZONE on |residual| / step
+LAMBDA_PER_STEP2 = 0.12  # lambda = this * step^2 * refinement-cell pixels (SSE in ab^2 per bit)
+LAMBDA_Q0 = 16.0  # lambda per index bit, in ab^2 per cell pixel, when there is no refinement
+DEFAULT_CELL = 16
+# quality 1..100 in segments: (last quality, refinement cell px, step at the segment's first
+# quality, step at its last) in ab units, the step geometric in between. Chosen on 12 ImageNet
+# samples with a zero hypothesis (the refinement layer alone): on a coarse grid, fine steps pay
+# more than coarse steps on a fine grid.
+QUALITY_SEGMENTS = ((25, 64, 8.0, 1.5), (50, 32, 6.0, 1.5), (75, 16, 5.0, 1.5), (100, 8, 4.0, 1.0))
+
+
+class CodecError(ValueError):
+    """Inputs the codec cannot handle, or a byte budget that nothing fits."""
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    refine_cell: int  # 0 = no refinement layer
+    refine_step_q: int  # refinement step in 1/4 ab units
+    lam: float  # lambda of the index choice, in squared ab per bit
+
+
+def quality_params(
+    quality: int, cell: int = DEFAULT_CELL, refine_cell: int | None = None
+) -> QualityParams:
+    """The refinement grid, step and lambda of a quality setting 0..100 (see QUALITY_SEGMENTS;
+    `refine_cell` overrides the grid, keeping the step)."""
+    if not 0 <= quality <= 100:
+        raise CodecError(f"quality {quality} outside 0..100")
+    if quality == 0:
+        return QualityParams(0, 0, LAMBDA_Q0 * cell * cell)
+    i = next(i for i, seg in enumerate(QUALITY_SEGMENTS) if quality <= seg[0])
+    last, seg_cell, s0, s1 = QUALITY_SEGMENTS[i]
+    start = QUALITY_SEGMENTS[i - 1][0] + 1 if i else 1
+    t = (quality - start) / max(1, last - start)
+    step = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+    step_q = max(1, int(round(step * 4)))
+    rc = refine_cell or seg_cell
+    lam = LAMBDA_PER_STEP2 * (step_q / 4.0) ** 2 * rc * rc
+    # never above quality 0's lambda: more quality never means fewer index bits
+    return QualityParams(rc, step_q, min(lam, LAMBDA_Q0 * cell * cell))
+
+
+def quantize_hypotheses(hyps: np.ndarray) -> np.ndarray:
+    """(K, h, w, 2) ab hypotheses -> int8 in HYP_STEP units (integer input passes through
+    after a range check). Encoder and decoder both call this on the model output."""
+    hyps = np.asarray(hyps)
+    if hyps.ndim != 4 or hyps.shape[-1] != 2:
+        raise CodecError(f"hypotheses must be (K, h, w, 2), got {hyps.shape}")
+    if np.issubdtype(hyps.dtype, np.integer):
+        if hyps.min(initial=0) < -128 or hyps.max(initial=0) > 127:
+            raise CodecError("integer hypotheses outside int8")
+        return hyps.astype(np.int8)
+    q = np.rint(np.clip(np.nan_to_num(hyps.astype(np.float32) / np.float32(HYP_STEP)), -128, 127))
+    return q.astype(np.int8)
+
+
+def upsample_hypothesis(q_hyp: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One quantized hypothesis (h, w, 2) int8 -> (height, width, 2) int32 in 1/16 ab."""
+    return upsample_fixed(q_hyp, height, width, out_bits=UP_BITS)
+
+
+def _columns(q_hyps: np.ndarray, width: int) -> np.ndarray:
+    return np.stack([upsample_columns(h, width) for h in q_hyps])
+
+
+def _index_context(idx: np.ndarray, r: int, c: int, k: int) -> int:
+    left = idx[r, c - 1] if c else k
+    up = idx[r - 1, c] if r else k
+    return int(left) * (k + 1) + int(up)
+
+
+def _zero_context(q: np.ndarray, r: int, c: int) -> int:
+    return int(c > 0 and q[r, c - 1] != 0) + int(r > 0 and q[r - 1, c] != 0)
+
+
+def _prediction(q: np.ndarray, r: int, c: int) -> int:
+    """DPCM prediction: the mean of the left and upper values (floor), or the one present."""
+    if r and c:
+        return (int(q[r, c - 1]) + int(q[r - 1, c])) // 2
+    if c:
+        return int(q[r, c - 1])
+    if r:
+        return int(q[r - 1, c])
+    return 0
+
+
+class _Analysis:
+    """Per-image work shared by every quality tried: the hypotheses' first upsampling pass and
+    per-pixel squared errors (K x H x W float32), per-cell SSE for the current cell size."""
+
+    def __init__(self, ab_true: np.ndarray, q_hyps: np.ndarray, cell: int):
+        self.height, self.width = ab_true.shape[:2]
+        self.k = q_hyps.shape[0]
+        self.hyp_height, self.hyp_width = q_hyps.shape[1:3]
+        self.ab16 = np.asarray(ab_true, dtype=np.float32) * np.float32(UP_SCALE)  # 1/16 units
+        self.cols = _columns(q_hyps, self.width)
+        self.err = []
+        for j in range(self.k):
+            up = upsample_select(self.cols[j : j + 1], np.zeros((self.height, self.width), int))
+            self.err.append(((self.ab16 - up) ** 2).sum(-1, dtype=np.float32))
+        self.set_cell(cell)
+
+    def set_cell(self, cell: int) -> None:
+        self.cell = cell
+        self.layout = GridLayout(self.height, self.width, cell)
+        sse = [self.layout.sums(e.astype(np.float64)) for e in self.err]
+        self.sse = np.stack(sse, axis=-1) / (UP_SCALE * UP_SCALE)  # (rows, cols, K) in ab^2
+        self._indices: dict[float, np.ndarray] = {}
+        self._bases: dict[bytes, np.ndarray] = {}
+
+    def indices(self, lam: float) -> np.ndarray:
+        if lam not in self._indices:
+            self._indices[lam] = _choose_indices(self, lam)
+        return self._indices[lam]
+
+    def base(self, idx: np.ndarray) -> np.ndarray:
+        key = idx.tobytes()
+        if key not in self._bases:
+            self._bases = {key: _base_from(self.cols, idx, self.layout)}  # keep the last only
+        return self._bases[key]
+
+
+def _choose_indices(an: _Analysis, lam: float) -> np.ndarray:
+    """Greedy rate-distortion choice in coding order, with the adaptive models' real costs."""
+    k, layout = an.k, an.layout
+    idx = np.zeros((layout.rows, layout.cols), np.int16)
+    if k == 1:
+        return idx
+    models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
+    sse = an.sse
+    for r in range(layout.rows):
+        for c in range(layout.cols):
+            model = models[_index_context(idx, r, c, k)]
+            total = model.total
+            costs = [sse[r, c, j] + lam * math.log2(total / model.freq[j]) for j in range(k)]
+            best = min(range(k), key=costs.__getitem__)
+            idx[r, c] = best
+            model.update(best)
+    return idx
+
+
+def _code_indices(enc: RangeEncoder, idx: np.ndarray, k: int) -> None:
+    if k == 1:
+        return
+    models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
+    rows, cols = idx.shape
+    for r in range(rows):
+        for c in range(cols):
+            enc.encode(models[_index_context(idx, r, c, k)], int(idx[r, c]))
+
+
+def _decode_indices(dec: RangeDecoder, layout: GridLayout, k: int) -> np.ndarray:
+    idx = np.zeros((layout.rows, layout.cols), np.int16)
+    if k == 1:
+        return idx
+    models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
+    for r in range(layout.rows):
+        for c in range(layout.cols):
+            idx[r, c] = dec.decode(models[_index_context(idx, r, c, k)])
+    return idx
+
+
+def _base_from(cols: np.ndarray, idx: np.ndarray, layout: GridLayout) -> np.ndarray:
+    """Per-pixel int32 base ab (1/16 units): each cell's chosen hypothesis, upsampled."""
+    return upsample_select(cols, layout.expand(idx), out_bits=UP_BITS)
+
+
+def _refinement_field(q: np.ndarray, step_q: int, height: int, width: int) -> np.ndarray:
+    """Refinement values (rows, cols, 2) int -> per-pixel int32 in 1/16 ab units."""
+    return upsample_fixed(q.astype(np.int32) * step_q, height, width, out_bits=UP_BITS - 2)
+
+
+def _estimate_refinement(
+    an: _Analysis, base: np.ndarray, params: QualityParams
+) -> tuple[GridLayout, np.ndarray]:
+    grid = GridLayout(an.height, an.width, params.refine_cell)
+    residual = an.ab16.astype(np.float64) - base  # 1/16 units
+    step16 = params.refine_step_q * UP_SCALE / 4.0
+    target = grid.means(residual) / step16  # in steps
+    estimate = target.copy()
+    q = np.zeros(target.shape, np.int32)
+    for _ in range(REFINE_PASSES):
+        q = (np.sign(estimate) * np.floor(np.abs(estimate) + 0.5 - DEAD_ZONE)).astype(np.int32)
+        field = _refinement_field(q, params.refine_step_q, an.height, an.width)
+        miss = grid.means(residual - field) / step16
+        estimate = q + miss
+    return grid, q
+
+
+def _residuals(q: np.ndarray, dpcm: bool) -> np.ndarray:
+    """The values coded for q (rows, cols, 2): q itself, or q minus the DPCM prediction."""
+    if not dpcm:
+        return q
+    out = q.copy()
+    rows, cols = q.shape[:2]
+    for ch in range(2):
+        plane = q[..., ch]
+        for r in range(rows):
+            for c in range(cols):
+                out[r, c, ch] -= _prediction(plane, r, c)
+    return out
+
+
+class _TooLong(Exception):
+    """A trial encoding passed its byte limit."""
+
+
+def _zero_contexts(q: np.ndarray) -> np.ndarray:
+    """_zero_context of every position at once (the encoder knows all values)."""
+    nz = (q != 0).astype(np.int8)
+    ctx = np.zeros(q.shape, np.int8)
+    ctx[:, 1:] += nz[:, :-1]
+    ctx[1:, :] += nz[:-1, :]
+    return ctx
+
+
+def _code_values(enc: RangeEncoder, q: np.ndarray, values: np.ndarray, limit: int) -> None:
+    coders = [SignedIntCoder(3), SignedIntCoder(3)]
+    ctx = _zero_contexts(q).tolist()
+    vals = values.tolist()
+    for r, row in enumerate(vals):
+        for c, pair in enumerate(row):
+            coders[0].encode(enc, pair[0], ctx[r][c][0])
+            coders[1].encode(enc, pair[1], ctx[r][c][1])
+        if len(enc.out) > limit:
+            raise _TooLong
+
+
+def _code_refinement(enc: RangeEncoder, q: np.ndarray, limit: int) -> None:
+    """DPCM or not, whichever codes shorter on its own (one raw bit says which), then the
+    values. Raises _TooLong as soon as the stream passes `limit` bytes."""
+    trials = []
+    for dpcm in (False, True):
+        values = _residuals(q, dpcm)
+        trial = RangeEncoder()
+        try:
+            _code_values(trial, q, values, limit)
+        except _TooLong:
+            continue
+        trials.append((len(trial.finish()), dpcm, values))
+    if not trials:
+        raise _TooLong
+    _, dpcm, values = min(trials, key=lambda t: t[:2])
+    enc.encode_raw(int(dpcm), 1)
+    _code_values(enc, q, values, limit)
+
+
+def _decode_refinement(dec: RangeDecoder, grid: GridLayout) -> np.ndarray:
+    dpcm = dec.decode_raw(1)
+    coders = [SignedIntCoder(3), SignedIntCoder(3)]
+    q = np.zeros((grid.rows, grid.cols, 2), np.int32)
+    for r in range(grid.rows):
+        for c in range(grid.cols):
+            for ch in range(2):
+                plane = q[..., ch]
+                v = coders[ch].decode(dec, _zero_context(plane, r, c))
+                plane[r, c] = v + (_prediction(plane, r, c) if dpcm else 0)
+    return q
+
+
+def _encode_once(
+    an: _Analysis,
+    quality: int,
+    params: QualityParams,
+    model_id: str,
+    whash: bytes,
+    limit: int | None = None,
+) -> bytes:
+    """One bitstream at these settings; with `limit`, raises _TooLong early once the payload
+    alone passes it."""
+    limit = limit if limit is not None else 1 << 62
+    idx = an.indices(params.lam)
+    enc = RangeEncoder()
+    _code_indices(enc, idx, an.k)
+    if params.refine_cell:
+        base = an.base(idx)
+        _, q = _estimate_refinement(an, base, params)
+        _code_refinement(enc, q, limit)
+    payload = enc.finish()
+    header = Header(
+        model_id=model_id,
+        weights_hash=whash,
+        width=an.width,
+        height=an.height,
+        k=an.k,
+        hyp_height=an.hyp_height,
+        hyp_width=an.hyp_width,
+        cell=an.cell,
+        quality=quality,
+        refine_cell=params.refine_cell,
+        refine_step_q=params.refine_step_q,
+    )
+    return bitstream.pack(header, payload)
+
+
+def encode(
+    ab_true: np.ndarray,
+    hyps: np.ndarray,
+    model_id: str,
+    weights_sha256: str | bytes,
+    quality: int = 50,
+    cell: int = DEFAULT_CELL,
+    max_bytes: int | None = None,
+    refine_cell: int | None = None,
+) -> bytes:
+    """Encode the colours of one image as a `.cbc` bitstream.
+
+    ab_true: (H, W, 2) true ab; hyps: (K, h, w, 2) the model's hypotheses (float ab, or int8
+    already quantized); model_id / weights_sha256: the registry name and the checkpoint's
+    SHA-256 (hex) the decoder must use; quality 0..100; cell: index-region size in pixels;
+    max_bytes: if given, the highest quality <= `quality` whose bitstream fits (the result
+    is never longer); refine_cell: override the quality's refinement cell size.
+    """
+    ab_true = np.asarray(ab_true)
+    if ab_true.ndim != 3 or ab_true.shape[-1] != 2 or min(ab_true.shape[:2]) < 1:
+        raise CodecError(f"ab must be (H, W, 2), got {ab_true.shape}")
+    if cell < 1:
+        raise CodecError(f"cell size {cell} < 1")
+    q_hyps = quantize_hypotheses(hyps)
+    if q_hyps.shape[0] > 255:
+        raise CodecError(f"K = {q_hyps.shape[0]} > 255")
+    whash = bitstream.weights_hash(weights_sha256)
+    an = _Analysis(ab_true, q_hyps, cell)
+
+    def at(qual: int, limit: int | None = max_bytes) -> bytes | None:
+        params = quality_params(qual, an.cell, refine_cell)
+        try:
+            return _encode_once(an, qual, params, model_id, whash, limit)
+        except _TooLong:
+            return None
+
+    data = at(quality)
+    if data is not None and (max_bytes is None or len(data) <= max_bytes):
+        return data
+    lo, hi = 0, quality  # invariant: hi does not fit
+    best = at(0, None)
+    if len(best) > max_bytes:
+        c = cell
+        while len(best) > max_bytes and c < max(an.height, an.width):
+            c *= 2
+            an.set_cell(c)
+            best = at(0, None)
+        if len(best) > max_bytes:
+            raise CodecError(f"no bitstream fits in {max_bytes} bytes (smallest {len(best)})")
+        return best
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if trial is not None and len(trial) <= max_bytes:
+            lo, best = mid, trial
+        else:
+            hi = mid
+    return best
+
+
+def read_header(data: bytes, name: str = "<bitstream>") -> Header:
+    """Parse and check a bitstream's header (CRC included) without decoding the payload:
+    the decoder's caller learns the model id, weights hash, image and hypothesis sizes."""
+    return bitstream.unpack(data, name)[0]
+
+
+def decode_layers(
+    data: bytes, name: str = "<bitstream>"
+) -> tuple[Header, np.ndarray, np.ndarray | None]:
+    """The coded symbols of a bitstream, no hypotheses needed: (header, indices (rows, cols)
+    int16, refinement values (rows, cols, 2) int32 or None). For inspection and benchmarks."""
+    header, payload = bitstream.unpack(data, name)
+    dec = RangeDecoder(payload)
+    idx = _decode_indices(dec, GridLayout(header.height, header.width, header.cell), header.k)
+    q = None
+    if header.refine_cell:
+        q = _decode_refinement(dec, GridLayout(header.height, header.width, header.refine_cell))
+    return header, idx, q
+
+
+def decode(
+    data: bytes,
+    hyps: np.ndarray,
+    name: str = "<bitstream>",
+    model_id: str | None = None,
+    weights_sha256: str | bytes | None = None,
+) -> np.ndarray:
+    """Bitstream + the model's hypotheses for the same L -> ab (H, W, 2) float32.
+
+    Raises bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a
+    model id / weights hash that differ from the header's, and CodecError when the
+    hypotheses do not have the header's shape.
+    """
+    header, payload = bitstream.unpack(data, name, model_id, weights_sha256)
+    q_hyps = quantize_hypotheses(hyps)
+    expected = (header.k, header.hyp_height, header.hyp_width, 2)
+    if q_hyps.shape != expected:
+        raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
+    h, w = header.height, header.width
+    layout = GridLayout(h, w, header.cell)
+    dec = RangeDecoder(payload)
+    idx = _decode_indices(dec, layout, header.k)
+    base = _base_from(_columns(q_hyps, w), idx, layout)
+    if header.refine_cell:
+        grid = GridLayout(h, w, header.refine_cell)
+        q = _decode_refinement(dec, grid)
+        base += _refinement_field(q, header.refine_step_q, h, w)
+    return (base.astype(np.float32) / np.float32(UP_SCALE)).astype(np.float32)
+
+
+def reconstruct_rgb(l_full: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution L (H, W) + decoded ab (H, W, 2) -> sRGB uint8, chroma pulled toward
+    gray only where it would leave the gamut (as `colorize` composes)."""
+    from transforms.colour import lab_to_rgb
+    from transforms.compose import fit_into_gamut
+
+    lab = fit_into_gamut(np.concatenate([np.asarray(l_full, np.float32)[..., None], ab], -1))
+    return np.clip(np.rint(lab_to_rgb(lab) * 255.0), 0, 255).astype(np.uint8)
