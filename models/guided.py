@@ -8,6 +8,12 @@ back the 1/2-resolution conv1 features (Zhang's 2 -> 9) and full-resolution feat
 input (1 -> 10), so a hint acts at its own pixels. Regression head: 1x1 conv -> tanh, ab / 110
 (as Zhang 2017's regression output): tanh bounds the ab to the Lab range the data can reach,
 so no prediction leaves +-110 however far the inputs are from the training data.
+
+`residual=True` (the shipped model): the network also gets the inverse-distance propagation
+of the hints at its own resolution (`propagate_hints`, two more input channels) and its
+output is that propagation plus a learned correction, clipped to +-1 (ab / 110). With zero
+correction the output is the propagation (the IDW baseline), so training only has to improve
+on it; without hints the propagation is zero and the output is the network's own prediction.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from models.base import AB_SCALE, Colorizer
 from models.small import SmallTrunk, _conv
 
 log = logging.getLogger(__name__)
+PROP_CELL = 4  # propagate_hints pools hinted pixels into cells of this side
 HUBER_DELTA = 1.0 / AB_SCALE  # Zhang 2017: smooth-L1 with delta 1 ab unit (in ab / 110 units)
 
 
@@ -30,14 +37,16 @@ class SiggraphSmall(Colorizer):
 
     takes_hints = True
 
-    def __init__(self, width: float = 0.25):
+    def __init__(self, width: float = 0.25, residual: bool = False):
         super().__init__()
+        self.residual = residual
+        cin = 6 if residual else 4  # L + ab hints + mask (+ propagated ab)
         self.trunk = SmallTrunk(width)
         c1 = self.trunk.block1[0].out_channels
         c2 = self.trunk.block2[0].out_channels
         c3 = self.trunk.out_channels
-        self.trunk.block1[0] = nn.Conv2d(4, c1, 3, 1, padding=1)  # L + ab hints + mask
-        self.full = nn.Sequential(*_conv(4, c1))  # full-resolution input features (1 -> 10)
+        self.trunk.block1[0] = nn.Conv2d(cin, c1, 3, 1, padding=1)
+        self.full = nn.Sequential(*_conv(cin, c1))  # full-resolution input features (1 -> 10)
         self.up2 = nn.Sequential(nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1), nn.ReLU(True))
         self.short2 = nn.Conv2d(c1, c2, 1)  # conv1 output at 1/2 resolution (2 -> 9)
         self.head2 = nn.Sequential(*_conv(c2, c2))
@@ -57,7 +66,8 @@ class SiggraphSmall(Colorizer):
             ab_hint = l_norm.new_zeros(n, 2, h, w)
         if mask is None:
             mask = l_norm.new_zeros(n, 1, h, w)
-        x = torch.cat([l_norm, ab_hint, mask], dim=1)
+        prop = propagate_hints(ab_hint, mask) if self.residual else None
+        x = torch.cat([l_norm, ab_hint, mask] + ([prop] if self.residual else []), dim=1)
         t = self.trunk
         f1 = t.block1(x)  # 1/2
         f2 = t.block2(f1)  # 1/4
@@ -65,12 +75,16 @@ class SiggraphSmall(Colorizer):
         y = t.head(t.up(y) + t.skip(f2))  # 1/4 (3 -> 8)
         y = self.head2(_fit(self.up2(y), f1) + self.short2(f1))  # 1/2 (2 -> 9)
         y = self.head1(_fit(self.up1(y), x) + self.short1(self.full(x)))  # full (1 -> 10)
-        return torch.tanh(self.regressor(y))
+        correction = torch.tanh(self.regressor(y))
+        if not self.residual:
+            return correction
+        return (prop + correction).clamp(-1.0, 1.0)
 
     def load_init(self, state: dict[str, torch.Tensor]) -> list[str]:
         """Copy every tensor of `state` whose name and shape match (e.g. eccv16-small's trunk);
-        conv1's L filters go into the L channel of ours (hint channels start at 0).
-        Returns the names copied."""
+        an input conv with fewer input channels (eccv16-small's L-only conv1, the 4-channel
+        convs of a non-residual siggraph17-small) fills our first channels, the others start
+        at 0. Returns the names copied."""
         own = self.state_dict()
         copied = []
         with torch.no_grad():
@@ -80,9 +94,15 @@ class SiggraphSmall(Colorizer):
                 v = v.float()
                 if own[k].shape == v.shape:
                     own[k].copy_(v)
-                elif k == "trunk.block1.0.weight" and v.shape[1] == 1:
+                elif (
+                    k in ("trunk.block1.0.weight", "full.0.weight")
+                    and v.ndim == 4
+                    and v.shape[0] == own[k].shape[0]
+                    and v.shape[1] < own[k].shape[1]
+                    and v.shape[2:] == own[k].shape[2:]
+                ):
                     own[k].zero_()
-                    own[k][:, :1].copy_(v)
+                    own[k][:, : v.shape[1]].copy_(v)
                 else:
                     continue
                 copied.append(k)
@@ -95,6 +115,46 @@ def _fit(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if x.shape[-2:] == like.shape[-2:]:
         return x
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def propagate_hints(
+    ab_hint: torch.Tensor, mask: torch.Tensor, cell: int = PROP_CELL, power: float = 2.0
+) -> torch.Tensor:
+    """Inverse-distance propagation of a hint map over its own grid: ab_hint (N, 2, H, W),
+    mask (N, 1, H, W) -> (N, 2, H, W), zeros for an image without hints.
+
+    Hinted pixels are pooled into `cell` x `cell` cells (colour = mean hint ab, position =
+    centroid of the hinted pixels, weight = their count), so the cost is pixels x cells;
+    every pixel takes sum_i c_i ab_i / d_i^power / sum_i c_i / d_i^power, and a hinted pixel
+    keeps its own hint colour."""
+    n, _, h, w = ab_hint.shape
+    m = (mask > 0.5).to(ab_hint.dtype)
+    out = torch.zeros_like(ab_hint)
+    if not bool(m.any()):
+        return out
+    ph, pw = -h % cell, -w % cell
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=ab_hint.dtype, device=ab_hint.device),
+        torch.arange(w, dtype=ab_hint.dtype, device=ab_hint.device),
+        indexing="ij",
+    )
+    grid = torch.stack([xx, yy]).expand(n, 2, h, w)
+    stack = torch.cat([m, ab_hint * m, grid * m], 1)  # count, ab sums, position sums
+    pooled = F.avg_pool2d(F.pad(stack, (0, pw, 0, ph)), cell) * (cell * cell)
+    pix = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)  # (HW, 2)
+    for i in range(n):
+        cnt = pooled[i, 0].reshape(-1)
+        keep = cnt > 0
+        if not bool(keep.any()):
+            continue
+        c = cnt[keep]
+        cols = (pooled[i, 1:3].reshape(2, -1)[:, keep] / c).T  # (K, 2)
+        pts = (pooled[i, 3:5].reshape(2, -1)[:, keep] / c).T  # (K, 2) x, y
+        d2 = torch.cdist(pix, pts).square().clamp_min(0.25)  # (HW, K)
+        wts = c / d2 ** (power / 2.0)
+        out[i] = ((wts @ cols) / wts.sum(1, keepdim=True)).T.reshape(2, h, w)
+    return torch.where(m > 0, ab_hint, out)
 
 
 def hint_tensors(hint_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

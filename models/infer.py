@@ -29,8 +29,10 @@ class DecodeSettings:
     """How logits become ab: annealed-mean temperature, method, and output strength."""
 
     temperature: float = DEFAULT_TEMPERATURE
-    method: str = "annealed"  # annealed | mean | mode
+    method: str = "annealed"  # annealed | mean | mode (| sample: pic)
     strength: float = 1.0
+    samples: int = 0  # pic: > 0 draws this many samples per image (colorize --samples)
+    seed: int = 0  # pic: seed of the samples
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -61,6 +63,8 @@ def predict(
         x, hints = batch[:, :1], batch[:, 1:]
     else:
         x, hints = batch[:, None], None
+    if model.kind == "pic":
+        return predict_pic(model, x, hints if with_probs else None, settings)
     if getattr(model, "takes_hints", False):
         extra = (hints[:, :2] / AB_SCALE, hints[:, 2:3]) if hints is not None else ()
         out = model(normalize_l(x), *extra)
@@ -71,6 +75,34 @@ def predict(
     if with_probs and isinstance(model, ClassificationColorizer):
         probs = gamut_probabilities(model, out).permute(0, 2, 3, 1).cpu().numpy()
     return ab.float().permute(0, 2, 3, 1).cpu().numpy(), probs
+
+
+def predict_pic(
+    model: Colorizer, x: torch.Tensor, truth: torch.Tensor | None, settings: DecodeSettings
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """predict() for a pic model: x (N, 1, S, S) L. The conditioning features are computed
+    once per image; ab is the deterministic decode (N, h, w, 2), or with settings.samples = K
+    K seeded samples at settings.temperature (N, K, h, w, 2). With `truth` (N, 2, S, S), the
+    true ab held constant over each cell of the model's grid (evaluate), the second value is
+    the bits per ab dimension of each image (N,) instead of bin probabilities."""
+    feats = model(normalize_l(x))
+    bits = model.nll_bits(feats, truth).float().cpu().numpy() if truth is not None else None
+    if settings.samples > 0:
+        ab = torch.stack(
+            [
+                model.decode(
+                    f[None].expand(settings.samples, -1, -1, -1),
+                    temperature=settings.temperature,
+                    method="sample",
+                    seed=settings.seed,
+                )
+                for f in feats
+            ]
+        )  # (N, K, 2, h, w)
+        return ab.float().permute(0, 1, 3, 4, 2).cpu().numpy(), bits
+    method = "mean" if settings.method in ("annealed", "sample") else settings.method
+    ab = model.decode(feats, temperature=settings.temperature, method=method)
+    return ab.float().permute(0, 2, 3, 1).cpu().numpy(), bits
 
 
 def gamut_probabilities(model: ClassificationColorizer, logits: torch.Tensor) -> torch.Tensor:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.base import AB_SCALE
+from transforms import huechroma
 from transforms.bins import SOFT_SIGMA, gamut_bins, neighbour_table
 
 _LUT_HALF = 128
+HUE_WEIGHT = 5.0  # Larsson et al.: λ_H on the chroma-weighted hue term
 
 
 class SoftEncoder(nn.Module):
@@ -108,3 +112,74 @@ class MultiHypothesisLoss(nn.Module):
         hyp_loss = (weights * unit).sum(1).mean()
         pixel_win = err.detach().argmin(1)
         return hyp_loss + self.select_weight * F.cross_entropy(logits.float(), pixel_win)
+
+
+def two_hot(x: torch.Tensor, step: float, n: int, circular: bool):
+    """Soft two-hot encoding on centres k * step: (indices, weights), each x.shape + (2,)
+    stacked on dim 1 (the bin axis); the torch twin of transforms.huechroma.two_hot_positions."""
+    u = x / step
+    if circular:
+        u = torch.remainder(u, n)
+        i0 = torch.floor(u).long() % n
+        i1 = (i0 + 1) % n
+        w1 = u - torch.floor(u)
+    else:
+        u = u.clamp(0.0, n - 1)
+        i0 = torch.floor(u).long().clamp(max=n - 2)
+        i1 = i0 + 1
+        w1 = u - i0
+    return torch.stack([i0, i1], dim=1), torch.stack([1.0 - w1, w1], dim=1)
+
+
+def hue_chroma_loss(
+    hue_logits: torch.Tensor,
+    chroma_logits: torch.Tensor,
+    ab: torch.Tensor,
+    hue_weight: float = HUE_WEIGHT,
+) -> torch.Tensor:
+    """Larsson et al.'s histogram loss, mean over pixels: the cross-entropy of the chroma
+    histogram against the two-hot target (= KL up to the target's entropy) plus the hue
+    cross-entropy weighted by hue_weight · C / CHROMA_MAX (hue means little at low chroma).
+    Logits (N, bins, ...), target ab (N, 2, ...) in Lab units."""
+    n = chroma_logits.shape[1]
+    a, b = ab[:, 0].float(), ab[:, 1].float()
+    chroma = torch.hypot(a, b)
+    hue = torch.remainder(torch.atan2(b, a), 2 * math.pi)
+    ic, wc = two_hot(chroma, huechroma.CHROMA_MAX / (n - 1), n, circular=False)
+    ih, wh = two_hot(hue, 2 * math.pi / n, n, circular=True)
+    ce_c = -(wc * torch.log_softmax(chroma_logits.float(), 1).gather(1, ic)).sum(1)
+    ce_h = -(wh * torch.log_softmax(hue_logits.float(), 1).gather(1, ih)).sum(1)
+    w = hue_weight * (chroma / huechroma.CHROMA_MAX).clamp(max=1.0)
+    return (ce_c + w * ce_h).mean()
+
+
+class HypercolumnLoss(nn.Module):
+    """hue_chroma_loss on a Hypercolumn output: sparse (N, 2·bins + 2, P, 1), whose last two
+    channels are the sampled pixel centres (targets fetched there, nearest pixel: exact), or
+    dense (N, 2·bins, h, w) (targets area-downsampled to the output grid)."""
+
+    def __init__(self, bins: int = huechroma.NUM_BINS, hue_weight: float = HUE_WEIGHT):
+        super().__init__()
+        self.bins, self.hue_weight = bins, hue_weight
+
+    def forward(self, output: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        q = self.bins
+        if output.shape[1] == 2 * q + 2:
+            grid = output[:, 2 * q :].detach().permute(0, 2, 3, 1)
+            target = F.grid_sample(ab, grid, mode="nearest", align_corners=False)
+        else:
+            target = match_size(ab, output)
+        return hue_chroma_loss(output[:, :q], output[:, q : 2 * q], target, self.hue_weight)
+
+
+class PicLoss(nn.Module):
+    """PIC's maximum-likelihood loss: the mean negative log2-likelihood per ab dimension of the
+    true ab (area-downsampled to the feature grid, discretized at 1 Lab unit) under a PIC
+    model's mixture of discretized logistics. `features` is the model's forward output g(L)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self._model = [model]  # a reference, not a submodule: the loss owns no parameters
+
+    def forward(self, features: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self._model[0].nll_bits(features, ab).mean()

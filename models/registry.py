@@ -19,8 +19,10 @@ import torch
 from models.base import DEFAULT_TEMPERATURE, Colorizer
 from models.eccv16 import ECCV16
 from models.guided import SiggraphSmall
+from models.hypercolumn import Hypercolumn
 from models.multihyp import MultiHypothesis
 from models.official import defaults as official_defaults
+from models.pic import PIC
 from models.siggraph17 import SIGGRAPH17
 from models.small import ECCV16Small, Regression
 
@@ -36,12 +38,31 @@ BUILDERS: dict[str, Callable[..., Colorizer]] = {
     ),
     "regression": lambda cfg: Regression(width=cfg.get("width", 0.25)),
     "siggraph17": lambda cfg: SIGGRAPH17(classes=cfg.get("classes", 529)),
-    "siggraph17-small": lambda cfg: SiggraphSmall(width=cfg.get("width", 0.25)),
+    "siggraph17-small": lambda cfg: SiggraphSmall(
+        width=cfg.get("width", 0.25), residual=cfg.get("residual", False)
+    ),
     "multihypothesis": lambda cfg: MultiHypothesis(
         width=cfg.get("width", 0.25),
         k=cfg.get("k", 5),
         split=cfg.get("split", 1),
         prior=cfg.get("prior"),
+    ),
+    "pic": lambda cfg: PIC(
+        width=cfg.get("width", 0.25),
+        head=cfg.get("head", "ar"),
+        channels=cfg.get("channels", 48),
+        blocks=cfg.get("blocks", 4),
+        mix=cfg.get("mix", 10),
+        kernel=cfg.get("kernel", 3),
+        freeze_trunk=cfg.get("freeze_trunk", False),
+    ),
+    "hypercolumn": lambda cfg: Hypercolumn(
+        width=cfg.get("width", 0.25),
+        hidden=cfg.get("hidden", 128),
+        points=cfg.get("points", 256),
+        out_stride=cfg.get("out_stride", 2),
+        chroma_decode=cfg.get("chroma_decode", "median"),
+        hue_decode=cfg.get("hue_decode", "mean"),
     ),
 }
 
@@ -51,6 +72,8 @@ SHIPPED = {
     "regression": "regression.pt",
     "multihypothesis": "multihypothesis.pt",
     "siggraph17-small": "siggraph17-small.pt",
+    "hypercolumn": "hypercolumn.pt",
+    "pic": "pic.pt",
 }
 
 
@@ -61,6 +84,16 @@ def takes_hints(model_or_name) -> bool:
             return False
         model_or_name = build({"name": model_or_name})
     return bool(getattr(model_or_name, "takes_hints", False))
+
+
+def has_likelihood(name: str) -> bool:
+    """Whether the registered model `name` scores the true ab itself (pic: nll_bits)."""
+    return name in BUILDERS and hasattr(BUILDERS[name]({"name": name}), "nll_bits")
+
+
+def can_sample(name: str) -> bool:
+    """Whether the registered model `name` draws diverse samples (colorize --samples)."""
+    return has_likelihood(name)
 
 
 def names() -> list[str]:

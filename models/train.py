@@ -27,7 +27,13 @@ from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, normalize_
 from models.card import write_card
 from models.data import ShardStream, count_rows, shard_files
 from models.guided import HintLoss, hint_tensors
-from models.losses import ClassificationLoss, MultiHypothesisLoss, RegressionLoss
+from models.losses import (
+    ClassificationLoss,
+    HypercolumnLoss,
+    MultiHypothesisLoss,
+    PicLoss,
+    RegressionLoss,
+)
 from models.multihyp import branch_stats
 from models.registry import build, names, read_checkpoint, save_checkpoint
 from pipeline import checks  # the CLI's option validators and fail-fast checks
@@ -122,6 +128,58 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.05,
         help="weight shared by the non-winning branches (relaxed winner-takes-all)",
     )
+    pic = p.add_argument_group("pic model")
+    pic.add_argument(
+        "--pic-head",
+        default="ar",
+        choices=["ar", "factorised"],
+        help="autoregressive PixelCNN head, or the factorised ablation",
+    )
+    pic.add_argument(
+        "--pic-channels", type=checks.positive_int, default=48, help="PixelCNN channels"
+    )
+    pic.add_argument(
+        "--pic-freeze-trunk",
+        action="store_true",
+        help="keep g(L) as initialised by --init (train only the head)",
+    )
+    pic.add_argument(
+        "--pic-blocks", type=checks.positive_int, default=4, help="gated residual blocks"
+    )
+    pic.add_argument(
+        "--pic-mix", type=checks.positive_int, default=10, help="logistic mixture components"
+    )
+    hc = p.add_argument_group("hypercolumn model")
+    hc.add_argument(
+        "--hc-points",
+        type=checks.non_negative_int,
+        default=256,
+        help="pixels sampled per image per step (sparse hypercolumns; 0: dense training)",
+    )
+    hc.add_argument(
+        "--hc-stride",
+        type=checks.positive_int,
+        default=2,
+        help="dense output grid: 1/N of the input side",
+    )
+    hc.add_argument(
+        "--hc-hue-weight",
+        type=checks.non_negative_float,
+        default=5.0,
+        help="λ_H: weight of the chroma-weighted hue cross-entropy",
+    )
+    hc.add_argument(
+        "--hc-chroma-decode",
+        default="median",
+        choices=["median", "mean", "mode"],
+        help="chroma decoding stored in the config (decode default)",
+    )
+    hc.add_argument(
+        "--hc-hue-decode",
+        default="mean",
+        choices=["mean", "mode"],
+        help="hue decoding stored in the config: circular expectation or mode",
+    )
 
 
 def pick_device(name: str) -> torch.device:
@@ -136,6 +194,10 @@ def make_loss(model, args, stage_dir: str) -> torch.nn.Module:
     """The loss for the model's kind, with the staged rebalancing weights."""
     if model.kind == "multihypothesis":
         return MultiHypothesisLoss(model.k, args.mh_region, args.mh_relax)
+    if model.kind == "pic":
+        return PicLoss(model)  # bits per ab dimension
+    if model.kind == "hypercolumn":
+        return HypercolumnLoss(model.bins, args.hc_hue_weight)
     if getattr(model, "takes_hints", False):
         return HintLoss()  # smooth-L1, Zhang 2017
     if not isinstance(model, ClassificationColorizer):
@@ -235,8 +297,28 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
         "render_size": args.render_size,
         "prior": priors["empirical"],
     }
+    if args.model == "siggraph17-small":
+        config["residual"] = True  # propagated hints in, output = propagation + correction
     if args.model == "multihypothesis":
         config.update(k=args.k, split=args.mh_split, temperature=1.0, mh_region=args.mh_region)
+    if args.model == "pic":
+        config.update(
+            head=args.pic_head,
+            channels=args.pic_channels,
+            blocks=args.pic_blocks,
+            mix=args.pic_mix,
+            freeze_trunk=args.pic_freeze_trunk,
+            temperature=1.0 if args.temperature == DEFAULT_TEMPERATURE else args.temperature,
+            decode="mean",
+        )
+    if args.model == "hypercolumn":
+        config.update(
+            points=args.hc_points,
+            out_stride=args.hc_stride,
+            chroma_decode=args.hc_chroma_decode,
+            hue_decode=args.hc_hue_decode,
+            temperature=1.0 if args.temperature == DEFAULT_TEMPERATURE else args.temperature,
+        )
     model = build(config).to(device)
     if args.init:
         obj, _ = read_checkpoint(args.init)

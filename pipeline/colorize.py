@@ -61,7 +61,15 @@ from transforms.fileio import (
     write_bytes,
     write_json,
 )
-from transforms.hints import HintError, is_sidecar, no_hints, parse_hints, sidecar_uri, with_hints
+from transforms.hints import (
+    HintError,
+    hinted_strength,
+    is_sidecar,
+    no_hints,
+    parse_hints,
+    sidecar_uri,
+    with_hints,
+)
 from transforms.metrics import colorfulness
 from transforms.staging import uri_key
 
@@ -353,7 +361,8 @@ def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
     l_full = item["l_full"]
     if l_full is None:  # a big scan: decoded again rather than held in the batch (CARRY_PIXELS)
         l_full = luminance(decode_image(read_bytes(item["uri"]), max_pixels=cfg.max_pixels).rgb)
-    rgb = model_output(cfg.pipeline, l_full, ab_small, cfg.settings.strength, cfg.render_size)
+    strength = hinted_strength(cfg.settings.strength, item.get("hints", 0))  # hints: 1
+    rgb = model_output(cfg.pipeline, l_full, ab_small, strength, cfg.render_size)
     del l_full
     write_image(  # streamed: the encoded image is never held whole in memory
         item["output_uri"],
@@ -375,7 +384,7 @@ def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
         "weights_sha256": cfg.weights_sha256,
         "temperature": cfg.settings.temperature,
         "decode": cfg.settings.method,
-        "strength": cfg.settings.strength,
+        "strength": strength,
         "render_size": cfg.render_size,
         "frame": 0,
         "frames": item.get("frames", 1),

@@ -1,15 +1,22 @@
 """`chromabeam decode`: colour bitstreams (`.cbc`) + their luminance files -> colour photos.
 
-MatchFiles (the folder `encode` wrote, or a glob of .cbc files) -> Reshuffle -> output names
-(transforms.naming: <stem>.png keeps the relative path) -> parse + check each bitstream
-(transforms.bitstream: truncated, corrupted, wrong version / model / weights -> an error row
-naming the file, no output) and pair it with its luminance file (<stem>.l.jpg / .l.png, or the
-user's own grayscale <stem>.png/.jpg/...) -> RunInference (the same ColorizerHandler as
-encode, hypotheses=True) -> transforms.colourcodec.decode (integer arithmetic) -> full-res
-colour image -> <output>/<stem>.png, results/*.parquet (schema.DECODE_SCHEMA), stats.json,
-errors/.
+MatchFiles (the folder `encode` wrote, or a glob of .cbc files) -> AssignNames (the naming rule
+colorize uses, transforms.naming: <stem>.png keeps the relative path) -> parse + check each
+bitstream (transforms.bitstream: truncated, corrupted, wrong version / model / weights -> an
+error row naming the file, no output) and pair it with its luminance file (<stem>.l.jpg /
+.l.png, or the user's own grayscale <stem>.png/.jpg/...) -> RunInference (the same
+ColorizerHandler as encode, hypotheses=True) -> transforms.colourcodec.decode (integer
+arithmetic) -> full-res colour image -> <output>/<stem>.png, results/*.parquet
+(schema.DECODE_SCHEMA), stats.json, errors/.
 
-`chromabeam decode photo.cbc -o photo.png [--luminance gray.png]` decodes one file.
+As the other jobs: mistakes (no input matched, an output that is a file, weights missing or
+not a multihypothesis checkpoint) stop before any worker starts (pipeline.checks, exit code
+2); one run at a time holds the output folder (pipeline.locking); every image is written to a
+temporary name and renamed into place; the local runner logs progress lines. A rerun starts
+again (no --skip-existing: decoding is cheap and deterministic).
+
+`chromabeam decode photo.cbc -o photo.png [--luminance gray.png]` decodes one file; a bad
+bitstream there is one line naming the file, exit code 1, and no image is written.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
 from models.multihyp import STRIDE
 from models.registry import describe, load_model
+from pipeline import checks, progress
 from pipeline.common import (
+    OUTCOMES,
+    AssignNames,
     MatchFiles,
     WriteAccounting,
     WriteRowBatches,
@@ -34,13 +44,21 @@ from pipeline.common import (
     dead_letter_rows,
     safe_apply,
 )
-from pipeline.encode import CBC, MODEL, AssignStems, input_bases
-from pipeline.options import log_counters, make_pipeline_options, threads_per_worker
+from pipeline.encode import (
+    CBC,
+    MODEL,
+    check_codec_weights,
+    check_input_file,
+    input_bases,
+    one_line,
+)
+from pipeline.locking import output_lock
+from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
 from transforms import colourcodec, schema
 from transforms.bitstream import BitstreamError, check_model
-from transforms.compose import EXTENSIONS, encode_image, render_l
+from transforms.compose import EXTENSIONS, render_l, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError
-from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, write_bytes
+from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, remove_partials
 from transforms.luminance import decode_luminance, luminance_candidates
 from transforms.staging import uri_key
 
@@ -49,7 +67,7 @@ JOB = "decode"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The `decode` job's options."""
+    """The `decode` job's options (every number range-checked by pipeline.checks)."""
     p.add_argument(
         "paths",
         nargs="+",
@@ -57,21 +75,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="IN OUTPUT_DIR (IN: an encode output folder or a glob of .cbc files), "
         "or one .cbc with -o",
     )
-    p.add_argument("-o", "--out-file", default=None, help="single-file mode: write this image")
+    p.add_argument(
+        "-o",
+        "--out-file",
+        default=None,
+        help="single-file mode: write this image (format from its extension; no Beam)",
+    )
     p.add_argument(
         "--luminance",
         default=None,
         help="single-file mode: the luminance (grayscale) image (default: found beside the .cbc)",
     )
-    p.add_argument("--weights", default=None, help="multihypothesis checkpoint (default: shipped)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help=f"{MODEL} checkpoint path or URL: the encoder's (default: the shipped {MODEL})",
+    )
     p.add_argument(
         "--format", default="png", choices=["png", "jpeg", "webp"], help="output image format"
     )
-    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG/WebP output quality")
-    p.add_argument("--batch-size", type=int, default=8, help="largest inference batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger")
-    p.add_argument("--base", default=None, help="input root for output naming")
+    p.add_argument(
+        "--jpeg-quality", type=checks.quality, default=95, help="JPEG/WebP output quality"
+    )
+    p.add_argument(
+        "--chroma-subsampling",
+        default="auto",
+        choices=["auto", "444", "420"],
+        help="JPEG chroma resolution: 444 (full) or 420 (half); auto: 444 at --jpeg-quality "
+        ">= 90, else 420 (lossy WebP is always 4:2:0)",
+    )
+    p.add_argument(
+        "--batch-size", type=checks.positive_int, default=8, help="largest inference batch"
+    )
+    p.add_argument("--device", type=checks.device_name, default="auto", help="where the model runs")
+    p.add_argument(
+        "--max-pixels",
+        type=checks.positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger luminance images (decompression bombs)",
+    )
+    checks.add_allow_empty(p)
+    p.add_argument(
+        "--base",
+        default=None,
+        help="input root for output naming (default: the folder given, or the glob's fixed prefix)",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +133,7 @@ class DecodeConfig:
     fmt: str = "png"
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
+    chroma_subsampling: str = "auto"  # JPEG/WebP chroma: auto | 444 | 420 (encode_image)
 
 
 def find_luminance(cbc_uri: str) -> str:
@@ -108,7 +157,10 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
     except BitstreamError as e:
         raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
     l_uri = luminance_uri or find_luminance(uri)
-    l = decode_luminance(read_bytes(l_uri), cfg.max_pixels)
+    try:
+        l = decode_luminance(read_bytes(l_uri), cfg.max_pixels)
+    except ImageError as e:  # name both files: the error is the luminance file's
+        raise ImageError(e.outcome, f"{uri}: luminance {l_uri}: {e}") from None
     if l.shape != (header.height, header.width):
         raise ImageError(
             schema.BAD_BITSTREAM,
@@ -136,7 +188,10 @@ def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
     except (BitstreamError, colourcodec.CodecError) as e:
         raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
     rgb = colourcodec.reconstruct_rgb(item["l"], ab)
-    write_bytes(item["output_uri"], encode_image(rgb, cfg.fmt, cfg.quality))
+    # streamed and atomic (a temporary name renamed into place): a kill leaves no partial image
+    write_image(
+        item["output_uri"], rgb, cfg.fmt, cfg.quality, chroma_subsampling=cfg.chroma_subsampling
+    )
     return {
         "key": uri_key(item["uri"]),
         "bitstream_uri": item["uri"],
@@ -153,6 +208,8 @@ def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
 def config_from_args(args: argparse.Namespace, output: str, fmt: str | None = None):
     """The decoder's model (its id and weights hash are checked against each bitstream)."""
     mc = describe(MODEL, args.weights)
+    if mc["name"] != MODEL:
+        raise checks.UsageError(f"decode needs a {MODEL} checkpoint, got a {mc['name']} model")
     return DecodeConfig(
         output=output,
         model=mc["name"],
@@ -161,6 +218,7 @@ def config_from_args(args: argparse.Namespace, output: str, fmt: str | None = No
         fmt=fmt or args.format,
         quality=args.jpeg_quality,
         max_pixels=args.max_pixels,
+        chroma_subsampling=getattr(args, "chroma_subsampling", "auto"),
     )
 
 
@@ -172,11 +230,11 @@ def cbc_pattern(path: str) -> str:
 def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = None) -> None:
     """Add the decode graph to pipeline p."""
     ext = EXTENSIONS[cfg.fmt]
+    # (uri, output stem) by transforms.naming, as colorize; inputs inside OUTPUT are skipped
     named = (
         p
         | "Match" >> MatchFiles([cbc_pattern(i) for i in inputs])
-        | "Names" >> AssignStems(input_bases(inputs, args.base))
-        | "Spread" >> beam.Reshuffle()
+        | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
     )
     prep = safe_apply(
         named,
@@ -218,7 +276,16 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
     )
     acc = accounting_inputs(prep, done, extra_errors=[model_errors])
-    settings = {"model": cfg.model, "weights": cfg.weights, "inputs": inputs, "format": cfg.fmt}
+    # progress: one tick per input done (rejected, decoded, failed decoding, or in the model)
+    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
+    settings = {
+        "model": cfg.model,
+        "weights": cfg.weights,
+        "inputs": inputs,
+        "format": cfg.fmt,
+        "quality": cfg.quality,
+        "chroma_subsampling": cfg.chroma_subsampling,
+    }
     _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
 
 
@@ -227,30 +294,56 @@ def decode_file(uri: str, out_file: str, args) -> dict:
     ext = out_file.rsplit(".", 1)[-1].lower() if "." in out_file else args.format
     fmt = "jpeg" if ext in ("jpg", "jpeg") else ext if ext in EXTENSIONS else args.format
     cfg = config_from_args(args, ".", fmt)
+    item = prepare(uri, out_file, cfg, args.luminance)  # header checks before the model loads
     model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
-    item = prepare(uri, out_file, cfg, args.luminance)
     row = finish(item, predict_hypotheses(model, item["l_render"][None])[0], cfg)
     log.info("wrote %s (%dx%d) in %.2f s", out_file, row["width"], row["height"], row["seconds"])
     return row
 
 
+def decode_one(paths: list[str], out_file: str, args: argparse.Namespace) -> dict:
+    """`decode FILE.cbc -o IMAGE`: the fail-fast checks (exit code 2), then decode_file; a bad
+    bitstream or luminance file is one line naming the file (exit 1), and nothing is written."""
+    if len(paths) != 1:
+        raise checks.UsageError("decode -o takes exactly one .cbc file")
+    check_input_file(paths[0])
+    if args.luminance and (not exists(args.luminance) or is_dir(args.luminance)):
+        raise checks.UsageError(f"--luminance {args.luminance}: no such file")
+    checks.check_output_file(out_file)
+    check_codec_weights(args.weights)
+    checks.check_device(args.device)
+    try:
+        return decode_file(paths[0], out_file, args)
+    except ImageError as e:
+        raise checks.JobFailed(one_line(paths[0], e)) from None
+
+
 def run(args: argparse.Namespace, beam_args: list[str]) -> None:
-    """Run the decode job."""
+    """Run the decode job: fail-fast checks on the driver, then the pipeline under the output
+    folder's lock, with progress lines on the local runner."""
     if args.out_file:
-        if len(args.paths) != 1:
-            raise SystemExit("decode -o takes exactly one .cbc file")
-        try:
-            decode_file(args.paths[0], args.out_file, args)
-        except ImageError as e:
-            raise SystemExit(f"decode: {e}") from None
+        decode_one(args.paths, args.out_file, args)
         return
     if len(args.paths) < 2:
-        raise SystemExit("decode needs IN OUTPUT_DIR (or a .cbc file and -o FILE)")
+        raise checks.UsageError("decode needs IN OUTPUT_DIR (or a .cbc file and -o FILE)")
     inputs, output = args.paths[:-1], args.paths[-1]
+    # fail fast, before any worker starts
+    patterns = {cbc_pattern(i): i for i in inputs}
+    matched, total = checks.match_inputs(patterns, getattr(args, "allow_empty", False))
+    inputs = [patterns[m] for m in matched]
+    check_codec_weights(args.weights)
+    checks.check_device(args.device)
+    checks.check_output_dir(output)  # makes the folder: the last check
     cfg = config_from_args(args, output)
-    clear_dirs(output, ["errors", "filtered", "results"])
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with beam.Pipeline(options=options) as p:
-        build(p, cfg, inputs, args, threads_per_worker(options))
+    with output_lock(output, JOB):
+        remove_partials(output)  # temporary files of a killed run
+        # tables and stats.json are rebuilt every run; no stats.json = an unfinished run
+        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
+        with progress.report(JOB, total, enabled=is_local(options)):
+            with beam.Pipeline(options=options) as p:
+                build(p, cfg, inputs, args, threads_per_worker(options))
+        if not total:  # --allow-empty: an empty results table, so readers always find one
+            checks.write_empty_table(join(output, "results"), schema.DECODE_SCHEMA)
     log_counters(p.result, JOB)
     log.info("decoded into %s", output)

@@ -1,16 +1,23 @@
 """`chromabeam encode`: colour photos -> a luminance file + a colour bitstream (`.cbc`) each.
 
-MatchFiles -> Reshuffle -> output names (transforms.naming: relative path kept, same-stem
-collisions keep both) -> decode, write the luminance file (grayscale JPEG at --l-quality, or
-PNG) and read it back, so the model sees exactly what the decoder will see -> RunInference
-(models.infer.ColorizerHandler with hypotheses=True: the K ab hypotheses of the
-multihypothesis model; same batching and --device as colorize) -> transforms.colourcodec
-(best hypothesis per --region cell + refinement layer, --quality / --max-bytes) ->
-<output>/<stem>.cbc and <output>/<stem>.l.jpg|png; the round trip is decoded and scored
-(CIEDE2000, RGB PSNR) -> results/*.parquet (schema.ENCODE_SCHEMA), stats.json, errors/.
+MatchFiles -> AssignNames (the naming rule colorize uses, transforms.naming: relative path
+kept, same-stem collisions keep both; inputs inside OUTPUT skipped) -> decode, write the
+luminance file (grayscale JPEG at --l-quality, or PNG) and read it back, so the model sees
+exactly what the decoder will see -> RunInference (models.infer.ColorizerHandler with
+hypotheses=True: the K ab hypotheses of the multihypothesis model; same batching and --device
+as colorize) -> transforms.colourcodec (best hypothesis per --region cell + refinement layer,
+--quality / --max-bytes) -> <output>/<stem>.cbc and <output>/<stem>.l.jpg|png; the round trip
+is decoded and scored (CIEDE2000, RGB PSNR) -> results/*.parquet (schema.ENCODE_SCHEMA),
+stats.json, errors/.
+
+As the other jobs: mistakes (no input matched, an output that is a file, weights missing or
+not a multihypothesis checkpoint) stop before any worker starts (pipeline.checks, exit code
+2); one run at a time holds the output folder (pipeline.locking); every file is written to a
+temporary name and renamed into place; the local runner logs progress lines. A rerun starts
+again (no --skip-existing).
 
 `chromabeam encode photo.jpg -o photo.cbc` encodes one image without Beam (luminance file
-beside it: photo.l.jpg).
+beside it: photo.l.jpg); a bad input there is one line naming the file, exit code 1.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import time
 from dataclasses import dataclass
 
 import apache_beam as beam
-import fsspec
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
@@ -136,8 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base",
         default=None,
-        help="input root for output naming (default: the folder given, or the glob's fixed "
-        "prefix)",
+        help="input root for output naming (default: the folder given, or the glob's fixed prefix)",
     )
 
 
@@ -172,7 +177,8 @@ def check_codec_weights(weights: str | None) -> None:
     mc = describe(MODEL, weights)
     if mc["name"] != MODEL:
         raise checks.UsageError(
-            f"--weights {mc['weights']}: a {mc['name']} checkpoint; the codec needs a {MODEL} one"
+            f"--weights {mc['weights']}: a checkpoint of model {mc['name']}; "
+            f"the codec needs model {MODEL}"
         )
 
 
@@ -189,20 +195,21 @@ def one_line(uri: str, e: Exception) -> str:
 
 
 def prepare(uri: str, data: bytes, stem_uri: str, cfg: EncodeConfig) -> dict:
-    """Decode one colour photo, write its luminance file, and return the item that travels
-    through RunInference (the model input is the L read back from that file)."""
+    """Decode one colour photo, code its luminance file, and return the item that travels
+    through RunInference (the model input is the L decoded back from that file's bytes;
+    finish() writes the file once the colours are coded, so a failure writes nothing)."""
     t0 = time.time()
     img = decode_image(data, max_pixels=cfg.max_pixels)
     lab = rgb_to_lab(img.rgb)
     l_data = encode_luminance(lab[..., 0], cfg.l_format, cfg.l_quality)
     l_uri = stem_uri + SUFFIX + FORMATS[cfg.l_format]
-    write_bytes(l_uri, l_data)
-    l_dec = decode_luminance(l_data)
+    l_dec = decode_luminance(l_data)  # written by finish(), once the colours are coded
     return {
         "uri": uri,
         "bitstream_uri": stem_uri + CBC,
         "luminance_uri": l_uri,
         "luminance_bytes": len(l_data),
+        "luminance_data": l_data,
         "rgb": img.rgb,
         "ab": lab[..., 1:],
         "l": l_dec,
@@ -212,7 +219,8 @@ def prepare(uri: str, data: bytes, stem_uri: str, cfg: EncodeConfig) -> dict:
 
 
 def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
-    """Code the colours, write the .cbc, decode it back and score the round trip."""
+    """Code the colours, write the luminance file and the .cbc, decode it back and score the
+    round trip."""
     try:
         data = colourcodec.encode(
             item["ab"],
@@ -223,9 +231,9 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
             cell=cfg.region,
             max_bytes=cfg.max_bytes,
         )
-    except colourcodec.CodecError as e:
-        remove_file(item["luminance_uri"])  # no half-written pair: neither file, an error row
+    except colourcodec.CodecError as e:  # neither file written: an error row
         raise ImageError("codec_failed", f"{item['uri']}: {e}") from e
+    write_bytes(item["luminance_uri"], item["luminance_data"])  # each atomic
     write_bytes(item["bitstream_uri"], data)
     rgb = colourcodec.reconstruct_rgb(item["l"], colourcodec.decode(data, hyps))
     height, width = rgb.shape[:2]
@@ -250,13 +258,6 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
         "psnr": psnr(item["rgb"].astype(np.float32) * f, rgb.astype(np.float32) * f),
         "seconds": time.time() - item["t0"],
     }
-
-
-def remove_file(uri: str) -> None:
-    """Delete a file if it is there (fsspec URL)."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    if fs.exists(path):
-        fs.rm(path)
 
 
 def config_from_args(args: argparse.Namespace, output: str) -> EncodeConfig:
@@ -342,8 +343,8 @@ def encode_file(uri: str, out_file: str, args) -> dict:
     """Single-image mode (no Beam): write out_file (.cbc) and its luminance file beside it."""
     stem = out_file[: -len(CBC)] if out_file.endswith(CBC) else posixpath.splitext(out_file)[0]
     cfg = config_from_args(args, posixpath.dirname(out_file) or ".")
+    item = prepare(uri, read_bytes(uri), stem, cfg)  # a bad input fails before the model loads
     model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
-    item = prepare(uri, read_bytes(uri), stem, cfg)
     item["bitstream_uri"] = out_file
     row = finish(item, predict_hypotheses(model, item["l_render"][None])[0], cfg)
     log.info(
@@ -386,9 +387,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     inputs, output = args.paths[:-1], args.paths[-1]
     # fail fast, before any worker starts
     inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
-    checks.check_output_dir(output)
     check_codec_weights(args.weights)
     checks.check_device(args.device)
+    checks.check_output_dir(output)  # makes the folder: the last check
     cfg = config_from_args(args, output)
     log.info("model %s (%s), render size %d", cfg.model, cfg.weights, cfg.render_size)
     options = make_pipeline_options(beam_args, local_mode="multi_threading")

@@ -23,7 +23,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from models.infer import ColorizerHandler, DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
-from models.registry import DEFAULT_MODEL, describe, load_model, names
+from models.registry import DEFAULT_MODEL, describe, has_likelihood, load_model, names
 from pipeline import checks, evaluate_hints, progress
 from pipeline.common import (
     ERRORS,
@@ -330,9 +330,44 @@ def score_prediction(kv, spec: ModelSpec, prior: np.ndarray | None) -> dict:
     ab, probs = (
         result.inference if isinstance(result.inference, tuple) else (result.inference, None)
     )
-    return score(
+    bits = None
+    if probs is not None and np.ndim(probs) == 0:  # a likelihood model's own bits per dim
+        bits, probs = float(probs), None
+    row = score(
         item, ab, spec.label, spec.settings.strength, prior, probs, spec.pipeline, spec.render_size
     )
+    if bits is not None:
+        row["bits_per_dim"] = bits
+    return row
+
+
+def with_true_ab(l_render: np.ndarray, rgb: np.ndarray, stride: int = 4) -> np.ndarray:
+    """The input of a model with a likelihood (pic): (S, S) L -> (S, S, 3) L + true ab.
+
+    The true ab is averaged over the cells of the model's (S / stride)² output grid exactly as
+    bits_per_dim averages it for the classification models' probability maps (image blocks of
+    H // g x W // g, the remainder cropped), then held constant over each cell, so both score
+    the same numbers at 1 Lab-unit resolution. Lab is computed one band of cells at a time."""
+    s = l_render.shape[0]
+    g = s // stride
+    height, width = rgb.shape[:2]
+    if height >= g and width >= g:
+        fy, fx = height // g, width // g
+        cells = np.stack(
+            [
+                rgb_to_lab(rgb[i * fy : (i + 1) * fy, : g * fx].astype(np.float32) / 255.0)[
+                    ..., 1:
+                ]
+                .reshape(fy, g, fx, 2)
+                .mean((0, 2))
+                for i in range(g)
+            ]
+        )
+    else:  # smaller than the grid: the nearest pixel per cell
+        small = rgb[np.arange(g) * height // g][:, np.arange(g) * width // g]
+        cells = rgb_to_lab(small.astype(np.float32) / 255.0)[..., 1:]
+    ab = np.repeat(np.repeat(cells, stride, 0), stride, 1)[:s, :s]
+    return np.concatenate([l_render[..., None], ab.astype(np.float32)], axis=-1)
 
 
 def build(
@@ -382,9 +417,11 @@ def build(
             truth.rows
             | f"Render[{spec.label}]"
             >> beam.Map(
-                lambda it, n=spec.render_size, pl=spec.pipeline: (
+                lambda it, n=spec.render_size, pl=spec.pipeline, lk=has_likelihood(spec.name): (
                     for_batch(it, size, args.max_pixels, args.min_size),
-                    model_input(pl, it["rgb"], it["l"], n),
+                    with_true_ab(model_input(pl, it["rgb"], it["l"], n), it["rgb"])
+                    if lk
+                    else model_input(pl, it["rgb"], it["l"], n),
                 )
             )
             | f"Infer[{spec.label}]" >> RunInference(handler).with_exception_handling()

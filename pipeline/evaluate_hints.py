@@ -28,7 +28,14 @@ from transforms import schema
 from transforms.colour import rgb_to_lab
 from transforms.fileio import join, read_table
 from transforms.hint_report import write_hint_report
-from transforms.hints import seeded_rng, simulate_points, sweep_patch, with_hints
+from transforms.hints import (
+    HINTED_STRENGTH,
+    hinted_strength,
+    seeded_rng,
+    simulate_points,
+    sweep_patch,
+    with_hints,
+)
 from transforms.propagate import propagate
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,13 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--hint-seed", type=checks.non_negative_int, default=0, help="seed of the simulated hints"
+    )
+    p.add_argument(
+        "--hinted-strength",
+        type=checks.strength,
+        default=HINTED_STRENGTH,
+        help="output strength of a hint model on images with hints (default 1: hint colours "
+        "are not scaled; the model's strength applies with 0 points)",
     )
 
 
@@ -84,11 +98,12 @@ def render(item: dict, spec) -> tuple[dict, np.ndarray]:
     return item, with_hints(l_in, item["sim"], w, h)
 
 
-def score_hinted(kv, spec, prior) -> dict:
-    """Score a RunInference result of a hint model."""
+def score_hinted(kv, spec, prior, hinted: float = HINTED_STRENGTH) -> dict:
+    """Score a RunInference result of a hint model (strength: hinted_strength)."""
     item, result = kv
     ab = result.inference[0] if isinstance(result.inference, tuple) else result.inference
-    return _row(item, ab, spec.label, prior, spec.settings.strength, spec=spec)
+    strength = hinted_strength(spec.settings.strength, int(item["points"]), hinted)
+    return _row(item, ab, spec.label, prior, strength, spec=spec)
 
 
 def build_sweep(truth_rows, args, specs, prior, threads: int | None = None):
@@ -127,7 +142,12 @@ def build_sweep(truth_rows, args, specs, prior, threads: int | None = None):
         )
         out = safe_apply(
             preds,
-            partial(score_hinted, spec=spec, prior=prior),
+            partial(
+                score_hinted,
+                spec=spec,
+                prior=prior,
+                hinted=getattr(args, "hinted_strength", HINTED_STRENGTH),
+            ),
             JOB,
             f"HintScore[{spec.label}]",
             stage=f"hints:{spec.label}",

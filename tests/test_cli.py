@@ -41,7 +41,7 @@ JOB_OPTIONS = {
     "encode": ["--out-file", "--weights", "--max-bytes", "--batch-size", "--device"],
     "decode": ["--out-file", "--weights", "--batch-size", "--device"],
 }
-CHECKED_JOBS = ("stage", "train", "colorize", "evaluate")  # every numeric option range-checked
+CHECKED_JOBS = tuple(cli.JOBS)  # every job: each numeric option range-checked
 
 
 def _fail(argv: list[str], capsys) -> tuple[int, str]:

@@ -4,6 +4,7 @@ own grayscale file), the hypotheses handler, and (slow) the Beam pipelines end t
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -147,7 +148,8 @@ def test_decode_with_the_users_own_grayscale_file(tmp_path, weights):
 
 
 @pytest.mark.slow
-def test_encode_decode_pipelines_end_to_end(tmp_path, weights):
+def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog):
+    caplog.set_level(logging.INFO, logger="chromabeam.progress")
     src = tmp_path / "photos"
     _photo(src / "odd.png", 45, 67, seed=6)
     _photo(src / "sub" / "portrait.png", 71, 40, seed=7)
@@ -157,6 +159,9 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights):
     encode.run(job_args(encode, [str(src), str(enc), "--weights", weights]), list(BEAM_ARGS))
     stats = json.loads((enc / "stats.json").read_text())
     assert stats["outcomes"] == {"encoded": 4}, stats
+    assert "encode: 4/4 images in " in caplog.text  # the closing progress line
+    assert not (enc / ".chromabeam.lock").exists()  # released
+    assert not list(enc.rglob("*.partial"))  # every write renamed into place
     rows = pq.read_table(enc / "results").to_pylist()
     assert {Path(r["bitstream_uri"]).name for r in rows} == {
         "odd.cbc", "portrait.png.cbc", "portrait.jpg.cbc", "deep.cbc"
@@ -168,6 +173,8 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights):
     decode.run(job_args(decode, [str(enc), str(dec), "--weights", weights]), list(BEAM_ARGS))
     stats = json.loads((dec / "stats.json").read_text())
     assert stats["outcomes"] == {"decoded": 4, "bad_bitstream": 1}, stats
+    assert "decode: 5/5 images in " in caplog.text
+    assert not (dec / ".chromabeam.lock").exists()
     errors = pq.read_table(dec / "errors").to_pylist()
     assert len(errors) == 1 and "broken.cbc" in errors[0]["reason"]
     sizes = {

@@ -161,3 +161,73 @@ def test_evaluate_hints_report_files_and_reproducible(sweep, tmp_path):
     a, b = expand(item, (0, 2, 30), 0), expand(item, (0, 2, 30), 0)
     np.testing.assert_array_equal(a[2]["sim"].xy, b[2]["sim"].xy)
     np.testing.assert_array_equal(a[1]["sim"].xy, a[2]["sim"].xy[:2])  # nested
+
+
+def _point_hints(h: int, w: int, points: list[tuple[int, int, float, float]]):
+    ab, mask = torch.zeros(1, 2, h, w), torch.zeros(1, 1, h, w)
+    for x, y, a, b in points:
+        ab[0, :, y, x] = torch.tensor([a, b])
+        mask[0, 0, y, x] = 1.0
+    return ab, mask
+
+
+def test_propagate_hints_is_idw_and_keeps_hint_colours():
+    from models.guided import propagate_hints
+    from transforms.propagate import idw
+
+    pts = [(3, 4, 0.5, -0.2), (20, 10, -0.3, 0.4), (12, 25, 0.1, 0.1)]
+    ab, mask = _point_hints(30, 24, pts)
+    got = propagate_hints(ab, mask, cell=1)[0].permute(1, 2, 0).numpy()
+    xy = np.array([[x, y] for x, y, _, _ in pts], np.float32)
+    cols = np.array([[a, b] for _, _, a, b in pts], np.float32)
+    np.testing.assert_allclose(got, idw(xy, cols, 24, 30), atol=1e-5)
+    # Pooled into cells: hinted pixels keep their colour, the rest lies between the hints.
+    ab, mask = torch.zeros(2, 2, 32, 32), torch.zeros(2, 1, 32, 32)
+    ab[0, :, 2:7, 3:8], mask[0, :, 2:7, 3:8] = 0.6, 1.0
+    ab[0, 0, 20:23, 25:28], mask[0, :, 20:23, 25:28] = -0.4, 1.0
+    p = propagate_hints(ab, mask)
+    assert torch.equal(p[0][mask[0].expand(2, -1, -1) > 0], ab[0][mask[0].expand(2, -1, -1) > 0])
+    assert p[0, 0].min() >= -0.4 - 1e-6 and p[0, 0].max() <= 0.6 + 1e-6
+    assert p[0, 0, 31, 0] > 0 and p[0, 0, 31, 31] < 0.3  # nearer hints weigh more
+    assert not p[1].any()  # an image without hints: zeros
+
+
+def test_residual_with_zero_correction_is_the_propagation():
+    from models.guided import propagate_hints
+
+    model, _ = build_tiny("siggraph17-small", residual=True)
+    with torch.no_grad():
+        model.regressor.weight.zero_()
+        model.regressor.bias.zero_()
+    l = torch.randn(1, 1, 32, 32)
+    ab, mask = _point_hints(32, 32, [(5, 5, 0.5, -0.3), (25, 20, -0.2, 0.6)])
+    out = model(l, ab, mask)
+    assert torch.allclose(out, propagate_hints(ab, mask), atol=1e-6)
+    assert not model(l).any()  # no hints: zero propagation, zero correction
+
+
+def test_residual_no_hint_output_unchanged_and_hints_change_it():
+    plain, _ = build_tiny("siggraph17-small", seed=3)
+    res, _ = build_tiny("siggraph17-small", seed=4, residual=True)
+    copied = res.load_init(plain.state_dict())
+    assert len(copied) == len(res.state_dict())  # 4-channel input convs fill channels 0..3
+    assert not res.trunk.block1[0].weight[:, 4:].any() and not res.full[0].weight[:, 4:].any()
+    l = np.random.default_rng(1).uniform(20, 80, (1, 32, 32)).astype(np.float32)
+    a, _ = predict(plain, l, DecodeSettings())
+    b, _ = predict(res, l, DecodeSettings())
+    np.testing.assert_allclose(a, b, atol=1e-4)  # no hints: the propagation path adds nothing
+    h = Hints(np.array([[8, 8]], np.float32), np.array([[50.0, 30.0]], np.float32), 1.0)
+    hinted, _ = predict(res, with_hints(l[0], h, 32, 32)[None], DecodeSettings())
+    assert np.abs(hinted - b).max() > 5.0  # ab units: the hint spreads over the image
+    # Round trip through a checkpoint keeps the residual layout.
+    from models.registry import build as build_cfg
+
+    assert build_cfg({"name": "siggraph17-small", "width": 0.125, "residual": True}).residual
+
+
+def test_hinted_strength():
+    from transforms.hints import hinted_strength
+
+    assert hinted_strength(0.6, 0) == 0.6
+    assert hinted_strength(0.6, 3) == 1.0
+    assert hinted_strength(0.6, 3, hinted=0.8) == 0.8

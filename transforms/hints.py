@@ -228,6 +228,16 @@ def seeded_rng(key: str, seed: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
+HINTED_STRENGTH = 1.0  # strength of a hinted image's colours: set by its hints, not scaled
+
+
+def hinted_strength(strength: float, points: int, hinted: float = HINTED_STRENGTH) -> float:
+    """The output strength for an image with `points` hints: `strength` (the model's
+    unguided-colour setting) without hints, else `hinted`, so a hint's own colour is not
+    desaturated by a setting chosen for the model's guesses."""
+    return float(strength) if points <= 0 else float(hinted)
+
+
 def with_hints(l_render: np.ndarray, hints: Hints | None, width: int, height: int) -> np.ndarray:
     """The model's input for an image of width x height: L (S, S) alone without hints, else
     (S, S, 4) = L + the hint map at S x S (models.infer.predict takes either)."""
