@@ -151,6 +151,51 @@ class TreeSampler:
         self._thread.join()
 
 
+class TickSampler:
+    """Samples the progress ticks of `job` (pipeline.progress: one per finished input, from
+    every worker process) every `interval` s while a job runs in this process; from them:
+    start-up (time to the first finished input) and the steady rate between two shares of the
+    inputs, so a figure is not dominated by a fixed few seconds of start-up and shut-down."""
+
+    def __init__(self, job: str, interval: float = 0.1):
+        self.job, self.interval = job, interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from pipeline import progress
+
+        while True:
+            folder = os.environ.get(progress.ENV)
+            if folder:
+                done = progress.count(folder, self.job)
+                self.samples.append((time.perf_counter() - self.t0, done))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> TickSampler:
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def first(self) -> float | None:
+        """Seconds from the start to the first finished input (None: no tick seen)."""
+        return next((t for t, n in self.samples if n > 0), None)
+
+    def steady(self, total: int, lo: float, hi: float) -> float | None:
+        """Inputs/s between the first samples with >= lo x total and >= hi x total done."""
+        a = next(((t, n) for t, n in self.samples if n >= lo * total), None)
+        b = next(((t, n) for t, n in self.samples if n >= hi * total), None)
+        if a is None or b is None or b[0] <= a[0]:
+            return None
+        return (b[1] - a[1]) / (b[0] - a[0])
+
+
 class RunnerLog(logging.Handler):
     """Collects what DirectRunner logs about the engine it picked (Prism, FnApi, legacy)."""
 

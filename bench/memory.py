@@ -14,9 +14,11 @@ own subprocess (`python -m pipeline.cli ...`, default options, embedded runner):
 and prints each run's peak RSS: the kernel's maximum resident set of the child
 (os.wait4 rusage ru_maxrss, which includes any children it waited for) and the peak of its
 whole process tree sampled from /proc every 50 ms (bench._common.TreeSampler; catches SDK
-worker processes a runner leaves running). The larger of the two is judged against the
-targets (issue 9): colorize <= 1.5 GB, evaluate <= 2.5 GB at 48 MP, with the ratio to the same
-job's 0.2 MP figure. Options it does not know go to every job (e.g. --direct_num_workers=2).
+worker processes a runner leaves running). The inputs are written by a child process: a
+forked child's ru_maxrss starts at its parent's RSS, so this process stays small. The larger
+of the two is judged against the targets (issue 9): colorize <= 1.5 GB, evaluate <= 2.5 GB
+at 48 MP, with the ratio to the same job's 0.2 MP figure. Options it does not know go to
+every job (e.g. --direct_num_workers=2).
 """
 
 from __future__ import annotations
@@ -54,17 +56,21 @@ def scan_like(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.blend(img, grain, 0.15)
 
 
-def write_inputs(root: Path, megapixels: float) -> dict[str, Path]:
-    """{'48MP': folder with big.jpg, '0.2MP': folder with small.jpg}: one image per folder."""
+def _sizes(megapixels: float) -> dict[str, tuple[int, int]]:
     width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
-    height = int(round(width * 3 / 4))
-    out = {}
-    for label, (w, h) in ((f"{megapixels:g}MP", (width, height)), ("0.2MP", SMALL)):
-        folder = root / label
+    return {f"{megapixels:g}MP": (width, int(round(width * 3 / 4))), "0.2MP": SMALL}
+
+
+def _input_folders(root: Path, megapixels: float) -> dict[str, Path]:
+    return {label: Path(root) / label for label in _sizes(megapixels)}
+
+
+def write_inputs(root: str, megapixels: str) -> None:
+    """ROOT/48MP/scan_8000x6000.jpg and ROOT/0.2MP/scan_500x400.jpg: one image per folder."""
+    for label, (w, h) in _sizes(float(megapixels)).items():
+        folder = Path(root) / label
         folder.mkdir()
         scan_like(w, h).save(folder / f"scan_{w}x{h}.jpg", quality=90)
-        out[label] = folder
-    return out
 
 
 def job_commands(folder: Path, out: Path, beam_args: list[str]) -> dict[str, list[str]]:
@@ -105,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], tuple[int, int, float, str]] = {}
     with tempfile.TemporaryDirectory(prefix="chromabeam-mem-") as tmp:
         root = Path(tmp)
-        inputs = write_inputs(root, args.megapixels)
+        # A child writes the inputs: a forked child's ru_maxrss starts at its parent's RSS,
+        # so this process must stay small (it never holds the big image itself).
+        code = "import sys; from bench.memory import write_inputs; write_inputs(*sys.argv[1:])"
+        subprocess.run(
+            [sys.executable, "-c", code, tmp, str(args.megapixels)], cwd=ROOT, check=True
+        )
+        inputs = _input_folders(root, args.megapixels)
         runs = [(size, job) for size in inputs for job in args.jobs]
         for size, job in tqdm(runs, desc="runs", unit="run"):
             out = root / f"out-{size}"

@@ -1,9 +1,9 @@
 """Benchmark of the `stage` job: throughput against a bare Python loop, scaling over workers,
 and peak memory as the input grows.
 
-    python bench/stage.py                      # 1000 ImageNet samples, workers 1 and 2
-    python bench/stage.py --limit 60           # quick check on a few files
-    python bench/stage.py --cifar              # + 50,000 CIFAR-10 files with 2 workers
+    python bench/stage.py                 # 1000 ImageNet samples as 4000 inputs, 1 and 2 workers
+    python bench/stage.py --limit 60 --inputs 240   # quick check on a few files
+    python bench/stage.py --cifar         # + the CIFAR-10 files (--cifar-files) on 2 workers
 
 What it measures, all in one run (globs are relative to the repository root):
   bare       a single-process loop doing the core of `stage` per image: read the bytes,
@@ -12,16 +12,26 @@ What it measures, all in one run (globs are relative to the repository root):
   stage_image  the same loop over the whole per-image function of `stage`
              (transforms.staging.stage_image: + filters, Lab, histogram, hashing); its first
              call, which builds the ab-bin tables, is reported apart: every worker pays it;
+  profile    cProfile of the stage_image loop on --profile-files files, split into decode,
+             resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + hash;
+             Parquet writing (staging.write_shard_rows) timed on the rows it produced;
   pipeline   the whole `stage` job (pipeline.stage.run, in-process, DirectRunner with
-             --direct_running_mode=multi_processing) for each --workers count, wall time
-             including start-up, after one untimed warm-up run on a few files;
-             per worker = rate / (workers x bare rate), target >= 0.60;
-             speed-up = rate(n) / rate(1), target >= 0.8 x n (1.6x for 2 workers);
-             'procs' is the most child processes seen: 0 means the runner ignored the
-             worker count and ran everything in this process;
+             --direct_running_mode=multi_processing) for each --workers count on --inputs
+             inputs (the files repeated through symlinks), after one untimed warm-up run on
+             a few files. From the progress ticks the workers write (pipeline.progress):
+             start-up = seconds to the first finished input; steady = the rate between 10%
+             and 90% of the inputs; wall = inputs / whole wall time. Targets on steady:
+             per worker = steady / (workers x bare rate) >= 0.60; speed-up = steady(n) /
+             steady(1) >= 0.85 x n (1.7x for 2 workers); `--space yuv` on the most workers
+             runs at the Lab rate (>= 0.9x). Beam per-input cost = 1/(steady per worker) -
+             1/(stage_image rate) - Parquet per row. 'procs' is the most child processes
+             seen: 0 means the runner ignored the worker count and ran all in this process;
   memory     peak RSS of the whole process tree (launcher + SDK workers) of `stage` run as a
              subprocess on the files and on 4 symlinked copies of each (4x the inputs);
-             target: flat, ratio <= 1.3x.
+             target: flat, ratio <= 1.3x;
+  CIFAR      (--cifar) many small files: steady rate on --cifar-workers workers against the
+             bare loop on one core, target >= 0.5x.
+No GPU is used: `stage` is CPU work (decode, resize, colour maths, Parquet).
 The pipeline always reads one glob over a temporary folder of symlinks to exactly the files
 the loops read. Outputs go to temporary folders, removed at the end.
 """
@@ -45,6 +55,7 @@ if str(ROOT) not in sys.path:
 from bench._common import (  # noqa: E402
     RUNNER_LOGGER,
     RunnerLog,
+    TickSampler,
     TreeSampler,
     link_folder,
     list_files,
@@ -57,17 +68,21 @@ from bench._common import (  # noqa: E402
     warm_cache,
 )
 from pipeline import stage  # noqa: E402
+from pipeline.options import DEFAULT_RUNNER  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
-from transforms.staging import stage_image  # noqa: E402
+from transforms.staging import stage_image, write_shard_rows  # noqa: E402
 
 log = logging.getLogger("bench.stage")
 
 DEFAULT_GLOB = "../shared/data/imagenet-samples/*.JPEG"
 CIFAR_GLOB = "../shared/data/cifar10/train/*/*.jpg"
 PER_WORKER_TARGET = 0.60  # pipeline rate per worker / bare-loop rate
-SPEEDUP_TARGET = 0.80  # rate(n) / rate(1) >= SPEEDUP_TARGET * n, i.e. 1.6x for 2 workers
+SPEEDUP_TARGET = 0.85  # rate(n) / rate(1) >= SPEEDUP_TARGET * n, i.e. 1.7x for 2 workers
+CIFAR_TARGET = 0.50  # CIFAR pipeline rate on --cifar-workers / bare-loop rate on one core
+SPACE_TARGET = 0.90  # --space yuv rate / --space lab rate (same workers)
+STEADY_FROM, STEADY_TO = 0.10, 0.90  # share of inputs done between which the rate is steady
 MEMORY_TARGET = 1.30  # peak RSS at 4x the inputs / peak RSS at 1x
 MEMORY_COPIES = 4
 WARMUP_FILES = 8
@@ -130,31 +145,89 @@ def parse_stage_args(argv: list[str]) -> argparse.Namespace:
 
 
 def beam_args(workers: int) -> list[str]:
+    # The job's default runner: the FnApiRunner named directly (DirectRunner would first try
+    # to download Prism, a second of start-up, and fail offline).
     return [
-        "--runner=DirectRunner",
+        f"--runner={DEFAULT_RUNNER}",
         "--direct_running_mode=multi_processing",
         f"--direct_num_workers={workers}",
     ]
 
 
-def stage_argv(pattern: str, out_dir: str, size: int) -> list[str]:
-    return [pattern, out_dir, "--size", str(size)]
+def stage_argv(pattern: str, out_dir: str, size: int, space: str = "lab") -> list[str]:
+    return [pattern, out_dir, "--size", str(size), "--space", space]
+
+
+def profile_breakdown(files: list[str], size: int, work: str) -> dict[str, float]:
+    """Milliseconds per image of each part of stage_image (cProfile, cumulative time of the
+    functions that do it) and of writing the kept rows as one Parquet shard."""
+    import cProfile
+    import pstats
+
+    cfg = stage.config_from_args(parse_stage_args([files[0], "unused", "--size", str(size)]))
+    datas = [(f, read_bytes(f)) for f in files]
+    rows = []
+    prof = cProfile.Profile()
+    prof.enable()
+    for f, d in datas:
+        try:
+            rows.append(stage_image(f, d, cfg))
+        except ImageError:
+            pass
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    parts = {
+        "decode": ["decode_image"],
+        "resize + crop": ["fit_and_crop"],
+        "filter (classify_tone)": ["classify_tone"],
+        "Lab / YUV": ["rgb8_to_lab_planes", "rgb8_to_yuv_planes", "rgb_to_lab"],
+        "histogram": ["ab_histogram"],
+        "quantize + hash": [
+            "quantize_l",
+            "quantize_ab",
+            "quantize_y",
+            "quantize_uv",
+            "<built-in method _hashlib.openssl_sha256>",
+            "<method 'hexdigest' of '_hashlib.HASH' objects>",
+            "uri_key",
+        ],
+        "stage_image total": ["stage_image"],
+    }
+    cum: dict[str, float] = {}
+    for (_, _, name), (_, _, _, ct, _) in stats.items():
+        cum[name] = cum.get(name, 0.0) + ct
+    n = len(datas)
+    out = {k: 1e3 * sum(cum.get(f, 0.0) for f in names) / n for k, names in parts.items()}
+    out["other (in stage_image)"] = out["stage_image total"] - sum(
+        v for k, v in out.items() if k != "stage_image total"
+    )
+    start = time.perf_counter()
+    if rows:
+        write_shard_rows(rows, tempfile.mkdtemp(prefix="stage-prof-", dir=work), "part")
+    out["Parquet per kept row"] = 1e3 * (time.perf_counter() - start) / max(len(rows), 1)
+    return out
 
 
 def pipeline_rate(
-    pattern: str, n_files: int, size: int, workers: int, work: str, interval: float
+    pattern: str,
+    n_files: int,
+    size: int,
+    workers: int,
+    work: str,
+    interval: float,
+    space: str = "lab",
 ) -> dict:
-    """Run `stage` in-process with `workers` workers; images/s over the whole wall time."""
+    """Run `stage` in-process with `workers` workers: wall rate, start-up and steady rate."""
     out_dir = tempfile.mkdtemp(prefix=f"stage-w{workers}-", dir=work)
-    args = parse_stage_args(stage_argv(pattern, out_dir, size))
-    log.warning("stage pipeline, %d worker(s), %d files ...", workers, n_files)
+    args = parse_stage_args(stage_argv(pattern, out_dir, size, space))
+    log.warning("stage pipeline, %d worker(s), %d files, %s ...", workers, n_files, space)
     runner_log = RunnerLog()
     logger = logging.getLogger(RUNNER_LOGGER)
     old_level = logger.level
     logger.addHandler(runner_log)
     logger.setLevel(logging.INFO)
     try:
-        with TreeSampler(os.getpid(), interval) as sampler:
+        with TreeSampler(os.getpid(), interval) as sampler, TickSampler(stage.JOB) as ticks:
             start = time.perf_counter()
             stage.run(args, beam_args(workers))
             seconds = time.perf_counter() - start
@@ -164,12 +237,16 @@ def pipeline_rate(
     stats = read_stats(out_dir)
     if stats.get("total") != n_files:
         log.warning("stats.json counts %s inputs, expected %d", stats.get("total"), n_files)
+    steady = ticks.steady(n_files, STEADY_FROM, STEADY_TO)
     return {
         "workers": workers,
+        "space": space,
         "seconds": seconds,
-        "rate": n_files / seconds,
+        "wall_rate": n_files / seconds,
+        "startup": ticks.first(),
+        "rate": steady or n_files / seconds,  # steady state (wall rate if too few ticks)
         "children": sampler.processes - 1,
-        "engine": runner_log.engine(),
+        "engine": runner_log.engine() if runner_log.messages else "FnApiRunner",
         "outcomes": stats.get("outcomes", {}),
     }
 
@@ -198,6 +275,10 @@ def peak_memory(pattern: str, size: int, workers: int, work: str, interval: floa
 # ---------------------------------------------------------------- report
 
 
+def _secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f} s"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/stage.py",
@@ -210,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
         "pattern", nargs="?", default=DEFAULT_GLOB, help=f"glob of images (default {DEFAULT_GLOB})"
     )
     parser.add_argument("--limit", type=int, help="use only the first N files (quick checks)")
+    parser.add_argument(
+        "--inputs",
+        type=int,
+        default=4000,
+        help="inputs of the pipeline runs: the files repeated through symlinks (default 4000)",
+    )
+    parser.add_argument(
+        "--profile-files", type=int, default=200, help="files of the cProfile breakdown (200)"
+    )
+    parser.add_argument("--no-yuv", action="store_true", help="skip the --space yuv run")
     parser.add_argument("--size", type=int, default=224, help="crop side (default 224)")
     parser.add_argument(
         "--workers",
@@ -233,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--cifar", action="store_true", help=f"also time {CIFAR_GLOB} (50,000 small files)"
+    )
+    parser.add_argument(
+        "--cifar-files",
+        type=int,
+        help="CIFAR files the pipeline stages (default: all 50,000)",
     )
     parser.add_argument(
         "--cifar-sample",
@@ -262,9 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-stage-", dir=a.work_dir) as work:
         # -- throughput
         pattern = link_folder(files, os.path.join(work, "in-1x"))
+        copies = max(1, -(-a.inputs // len(files)))
+        n_inputs = copies * len(files)
+        big_inputs = link_folder(files, os.path.join(work, "in-many"), copies)
         warm_cache(files)
         bare, bare_errors = bare_rate(files, a.size, "bare loop")
         full, first_call = stage_image_rate(files, a.size)
+        breakdown = profile_breakdown(files[: a.profile_files], a.size, work)
         if not a.no_warmup:
             warm = files[:WARMUP_FILES]
             log.warning("warm-up run (untimed) on %d files", len(warm))
@@ -277,24 +377,40 @@ def main(argv: list[str] | None = None) -> int:
                 a.sample_interval,
             )
         runs = [
-            pipeline_rate(pattern, len(files), a.size, w, work, a.sample_interval)
+            pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval)
             for w in a.workers
         ]
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
+        yuv = None
+        if not a.no_yuv and runs:
+            w = max(a.workers)
+            yuv = pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, "yuv")
 
         lines.append(
             f"input     {len(files)} files  {resolve_glob(a.pattern)}"
             + (f"  (--limit {a.limit})" if a.limit else "")
+            + f"; pipeline runs on {n_inputs} inputs ({copies} symlinks per file)"
         )
         lines.append(
             f"machine   {os.cpu_count()} CPUs; load average before the runs "
             f"{' '.join(f'{x:.2f}' for x in load)} (should be ~0)"
         )
-        lines.append(f"size      {a.size}")
+        lines.append(f"size      {a.size}; CPU only (no GPU: stage does no model work)")
         lines.append("")
         lines.append(
+            f"profile of stage_image, {min(a.profile_files, len(files))} files "
+            "(cProfile, ms per image; cProfile adds its own overhead)"
+        )
+        for k, v in breakdown.items():
+            lines.append(f"  {k:<28}{v:8.2f}")
+        lines.append("")
+        lines.append(
+            "img/s: loops over all files; pipeline runs: steady state (10%-90% of inputs); "
+            "start-up = s to the first finished input; wall = inputs / wall time"
+        )
+        lines.append(
             f"{'run':<24}{'img/s':>8}{'s':>7}  {'procs':>5}  {'per worker/bare':<23}"
-            f"{'speed-up vs 1':<21}engine"
+            f"{'speed-up vs 1':<21}{'start-up':>8}  {'wall':>6}  engine"
         )
         lines.append(
             f"{'bare loop':<24}{bare:>8.1f}{len(files) / bare:>7.1f}  {'-':>5}  "
@@ -317,7 +433,25 @@ def main(argv: list[str] | None = None) -> int:
             failed |= not (ok_per and ok_up)
             lines.append(
                 f"{f'stage, {n} worker(s)':<24}{r['rate']:>8.1f}{r['seconds']:>7.1f}  "
-                f"{r['children']:>5}  {cell_per:<23}{cell_up:<21}{r['engine']}"
+                f"{r['children']:>5}  {cell_per:<23}{cell_up:<21}"
+                f"{_secs(r['startup']):>8}  {r['wall_rate']:>6.1f}  {r['engine']}"
+            )
+            beam_ms = 1e3 / (r["rate"] / n) - 1e3 / full - breakdown["Parquet per kept row"]
+            notes.append(
+                f"{n} worker(s): {1e3 * n / r['rate']:.2f} ms per input per worker = stage_image "
+                f"{1e3 / full:.2f} + Parquet {breakdown['Parquet per kept row']:.2f} + Beam and "
+                f"the rest {beam_ms:.2f}"
+            )
+        if yuv:
+            lab = next(r for r in runs if r["workers"] == yuv["workers"])
+            ratio = yuv["rate"] / lab["rate"]
+            ok = ratio >= SPACE_TARGET
+            failed |= not ok
+            label = f"stage --space yuv, {yuv['workers']} w"
+            lines.append(
+                f"{label:<24}{yuv['rate']:>8.1f}{yuv['seconds']:>7.1f}  {yuv['children']:>5}  "
+                f"{'yuv/lab ' + f'{ratio:.2f} {verdict(ok)} (>= {SPACE_TARGET:.2f})':<44}"
+                f"{_secs(yuv['startup']):>8}  {yuv['wall_rate']:>6.1f}  {yuv['engine']}"
             )
             if n > 1 and r["children"] < 1:
                 notes.append(
@@ -353,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- CIFAR: many small files
         if a.cifar:
-            cifar = list_files(CIFAR_GLOB, a.limit)
+            cifar = list_files(CIFAR_GLOB, a.cifar_files)
             cifar_pattern = link_folder(cifar, os.path.join(work, "in-cifar"))
             warm_cache(cifar)
             sample = cifar[: a.cifar_sample]
@@ -361,17 +495,18 @@ def main(argv: list[str] | None = None) -> int:
             crun = pipeline_rate(
                 cifar_pattern, len(cifar), a.size, a.cifar_workers, work, a.sample_interval
             )
-            per = crun["rate"] / (a.cifar_workers * cbare)
-            ok = per >= PER_WORKER_TARGET
+            ratio = crun["rate"] / cbare
+            ok = ratio >= CIFAR_TARGET
             failed |= not ok
             lines.append("")
             lines.append(f"CIFAR-10  {len(cifar)} files  {resolve_glob(CIFAR_GLOB)}")
             lines.append(f"  bare loop, first {len(sample)} files   {cbare:8.1f} img/s")
             lines.append(
                 f"  stage, {a.cifar_workers} worker(s), all files  {crun['rate']:8.1f} "
-                f"img/s  {crun['seconds']:.1f} s  procs {crun['children']}  "
-                f"per worker/bare {per:.2f} {verdict(ok)} "
-                f"(>= {PER_WORKER_TARGET:.2f})  {crun['engine']}"
+                f"img/s steady ({crun['wall_rate']:.1f} wall, start-up {_secs(crun['startup'])})"
+                f"  {crun['seconds']:.1f} s  procs {crun['children']}  "
+                f"rate/bare {ratio:.2f} {verdict(ok)} (>= {CIFAR_TARGET:.2f}; per worker "
+                f"{ratio / a.cifar_workers:.2f})  {crun['engine']}"
             )
 
     print("\n==== chromabeam stage benchmark " + "=" * 58)

@@ -31,6 +31,34 @@ def shard_files(stage_dir: str) -> list[str]:
     return [fs.unstrip_protocol(f) if "://" in stage_dir else f for f in files]
 
 
+MODEL_SPACE = "lab"  # every registered model takes L and predicts ab (CIE Lab)
+
+
+def shard_space(priors: dict, files: list[str]) -> str:
+    """The colour space of staged shards (`stage --space`): the shards' `space` column (read
+    from the first shard) or priors.json's "space"; "lab" for stage outputs older than both."""
+    with fsspec.open(files[0], "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        if "space" in pf.schema_arrow.names and pf.metadata.num_rows:
+            values = set(pf.read_row_group(0, columns=["space"]).column("space").to_pylist())
+            values.discard(None)
+            if values:
+                return ",".join(sorted(values))
+    return priors.get("space", "lab")
+
+
+def check_space(priors: dict, files: list[str], model: str, takes: str = MODEL_SPACE) -> None:
+    """Refuse shards in a colour space the model does not take (one clear line, exit 2)."""
+    space = shard_space(priors, files)
+    if space != takes:
+        from pipeline.checks import UsageError
+
+        raise UsageError(
+            f"the shards are in {space.upper()} space but model {model!r} takes "
+            f"{takes.upper()}: restage with `chromabeam stage --space {takes}`"
+        )
+
+
 def count_rows(files: list[str], split: str) -> int:
     """Rows of the given split (reads only the split column)."""
     n = 0

@@ -100,7 +100,7 @@ def predict_pic(
             ]
         )  # (N, K, 2, h, w)
         return ab.float().permute(0, 1, 3, 4, 2).cpu().numpy(), bits
-    method = "mean" if settings.method in ("annealed", "sample") else settings.method
+    method = "mean" if settings.method in ("annealed", "sample") else settings.method  # mode, mc
     ab = model.decode(feats, temperature=settings.temperature, method=method)
     return ab.float().permute(0, 2, 3, 1).cpu().numpy(), bits
 
@@ -144,10 +144,33 @@ def predict_ab(model: Colorizer, l_batch: np.ndarray, settings: DecodeSettings) 
     return predict(model, l_batch, settings)[0]
 
 
+class SharedPredictor:
+    """The model behind one object whose methods take and return numpy arrays only, so that
+    Beam can serve it from one process to all of a worker's processes (ColorizerHandler with
+    `large_model` / `model_copies`: RunInference hands run_inference a proxy to this object,
+    and a proxy forwards method calls, not torch attribute access)."""
+
+    def __init__(self, model: Colorizer):
+        self.model = model
+
+    def predict(
+        self, l_batch: np.ndarray, settings: DecodeSettings, with_probs: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        return predict(self.model, l_batch, settings, with_probs)
+
+    def predict_hypotheses(self, l_batch: np.ndarray) -> np.ndarray:
+        return predict_hypotheses(self.model, l_batch)
+
+
 class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
     """RunInference handler: examples are L arrays (S, S); inferences ab (h, w, 2), or
     (ab, probabilities) with `with_probs` for classification models, or with `hypotheses`
-    the K ab hypotheses (K, h, w, 2) of a multihypothesis model (the codec)."""
+    the K ab hypotheses (K, h, w, 2) of a multihypothesis model (the codec).
+
+    `large_model=True` shares one model per machine across the worker's processes (Beam's
+    share_model_across_processes: one copy per GPU instead of one per process); with
+    `model_copies=N`, N copies are shared (e.g. one per GPU). Off by default: per-process
+    models are faster on CPU workers."""
 
     def __init__(
         self,
@@ -160,8 +183,15 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         with_probs: bool = False,
         threads: int | None = None,
         hypotheses: bool = False,
+        large_model: bool = False,
+        model_copies: int | None = None,
     ):
-        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+        super().__init__(
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+            large_model=large_model,
+            model_copies=model_copies,
+        )
         self.hypotheses = hypotheses
         self.model_name, self.weights, self.device_name = model, weights, device
         self.settings, self.with_probs, self.threads = settings, with_probs, threads
@@ -173,15 +203,23 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         device = resolve_device(self.device_name)
         model, config = load_model(self.model_name, self.weights, str(device))
         log.info("loaded %s (%s) on %s", config["name"], config["weights"], device)
-        return model
+        return SharedPredictor(model) if self.share_model_across_processes() else model
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Colorizer, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
+        shared = self.share_model_across_processes()  # model: a (proxy to a) SharedPredictor
         if self.hypotheses:
-            hyps = predict_hypotheses(model, np.stack(batch))
+            l_batch = np.stack(batch)
+            if shared:
+                hyps = model.predict_hypotheses(l_batch)
+            else:
+                hyps = predict_hypotheses(model, l_batch)
             return [PredictionResult(x, y) for x, y in zip(batch, hyps, strict=True)]
-        ab, probs = predict(model, np.stack(batch), self.settings, self.with_probs)
+        if shared:
+            ab, probs = model.predict(np.stack(batch), self.settings, self.with_probs)
+        else:
+            ab, probs = predict(model, np.stack(batch), self.settings, self.with_probs)
         if probs is None:
             return [PredictionResult(x, y) for x, y in zip(batch, ab, strict=True)]
         return [PredictionResult(x, (y, p)) for x, y, p in zip(batch, ab, probs, strict=True)]

@@ -34,6 +34,7 @@ HALF_BIN = 0.5 / AB_SCALE  # half a 1-Lab-unit bin in the normalised ab / 110 sc
 PARAMS_PER_COMPONENT = 6  # logit, mean a, mean b, log scale a, log scale b, coeff b|a
 LOG_SCALE_MIN = -7.0
 LN2 = math.log(2.0)
+MC_SAMPLES = 8  # samples averaged by decode(method="mc")
 
 
 def discretize(ab: torch.Tensor) -> torch.Tensor:
@@ -237,34 +238,47 @@ class _RowSampler:
     def __init__(self, head: PixelCNNHead, n: int, width: int, terms: list[torch.Tensor]):
         r = head.h_in.r
         dev = terms[0].device
-        self.head, self.r, self.terms = head, r, terms  # terms: (n, C', width) per layer
-        self.x = torch.zeros(n, 3, width + r, device=dev)  # ab + ones, r zero columns left
-        self.x[:, 2, r:] = 1.0
+        self.r = r
+        # buffers (n, r + width, C): r zero columns on the left, a window is a flat view
+        self.x = torch.zeros(n, width + r, 3, device=dev)  # ab + the ones channel
+        self.x[:, r:, 2] = 1.0
         c = head.v_to_h_in.out_channels
-        self.h = [torch.zeros(n, c, width + r, device=dev) for _ in range(len(head.blocks) + 1)]
-        flat = lambda conv: conv.weight.reshape(conv.out_channels, -1)  # noqa: E731
-        self.w_in = flat(head.h_in.conv)
-        self.w_blocks = [flat(b.h_conv.conv) for b in head.blocks]
+        self.h = [torch.zeros(n, width + r, c, device=dev) for _ in range(len(head.blocks) + 1)]
+
+        def window_weight(conv: nn.Conv2d) -> torch.Tensor:  # (cout, cin, 1, kw) -> (kw*cin, cout)
+            w = conv.weight[:, :, 0].permute(0, 2, 1)
+            return w.reshape(conv.out_channels, -1).t().contiguous()
+
+        # per layer: (window weight, the row's other inputs + bias as (width, n, C'))
+        convs = [head.h_in.conv] + [b.h_conv.conv for b in head.blocks]
+        self.layers = [
+            (window_weight(conv), (t + conv.bias[None, :, None]).permute(2, 0, 1).contiguous())
+            for conv, t in zip(convs, terms, strict=True)
+        ]
+        self.outs = [
+            (b.h_out.weight[:, :, 0, 0].t().contiguous(), b.h_out.bias) for b in head.blocks
+        ]
+        o1, o2 = head.out[1], head.out[3]
+        self.head_out = [(o.weight[:, :, 0, 0].t().contiguous(), o.bias) for o in (o1, o2)]
 
     def params(self, col: int) -> torch.Tensor:
         """Mixture params (n, 6K) at column `col` (every column left of it already set)."""
-        head, r, p = self.head, self.r, col + self.r  # p: the column in the padded buffers
-        win = self.x[:, :, p - r : p].reshape(len(self.x), -1)
-        h = F.linear(win, self.w_in, head.h_in.conv.bias) + self.terms[0][..., col]
-        self.h[0][:, :, p] = h
-        for i, block in enumerate(head.blocks):
-            win = self.h[i][:, :, p - r : p + 1].reshape(len(h), -1)
-            hh = F.linear(win, self.w_blocks[i], block.h_conv.conv.bias) + self.terms[i + 1][..., col]
+        r, p = self.r, col + self.r  # p: the column in the padded buffers
+        n = len(self.x)
+        w, t = self.layers[0]
+        h = torch.addmm(t[col], self.x[:, p - r : p].reshape(n, -1), w)
+        self.h[0][:, p] = h
+        for i, ((w, t), (w_out, b_out)) in enumerate(zip(self.layers[1:], self.outs, strict=True)):
+            hh = torch.addmm(t[col], self.h[i][:, p - r : p + 1].reshape(n, -1), w)
             a, g = hh.chunk(2, dim=1)
-            h = h + F.linear(torch.tanh(a) * torch.sigmoid(g), block.h_out.weight[:, :, 0, 0], block.h_out.bias)
-            self.h[i + 1][:, :, p] = h
-        out = head.out
-        z = F.linear(F.elu(h), out[1].weight[:, :, 0, 0], out[1].bias)
-        return F.linear(F.elu(z), out[3].weight[:, :, 0, 0], out[3].bias)
+            h = h + torch.addmm(b_out, torch.tanh(a) * torch.sigmoid(g), w_out)
+            self.h[i + 1][:, p] = h
+        (w1, b1), (w2, b2) = self.head_out
+        return torch.addmm(b2, F.elu(torch.addmm(b1, F.elu(h), w1)), w2)
 
     def set(self, col: int, ab: torch.Tensor) -> None:
         """Record the sampled ab (n, 2) of column `col`."""
-        self.x[:, :2, col + self.r] = ab
+        self.x[:, col + self.r, :2] = ab
 
 
 class FactorisedHead(nn.Module):
@@ -371,7 +385,10 @@ class PIC(Colorizer):
         for r in range(hgt):
             r0 = max(0, r - reach)
             vs = head.vertical(x[:, :, r0 : r + 1], feats[:, :, r0 : r + 1])
-            terms = [t[:, :, 0] for t in head.row_terms([v[:, :, -1:] for v in vs], feats[:, :, r : r + 1])]
+            terms = [
+                t[:, :, 0]
+                for t in head.row_terms([v[:, :, -1:] for v in vs], feats[:, :, r : r + 1])
+            ]
             row = head.row_sampler(n, wid, terms)
             for c in range(wid):
                 px = sample_pixel(row.params(c), self.mix, temperature, method, gen)
@@ -389,9 +406,16 @@ class PIC(Colorizer):
         **_,
     ) -> torch.Tensor:
         """Cached features -> ab in Lab units (N, 2, h, w), upsampled to `size`. method:
-        'mean' / 'annealed' (greedy mixture mean, deterministic), 'mode', or 'sample'
-        (temperature T, seeded)."""
-        ab = self.generate(output, temperature, method, seed) * AB_SCALE
+        'mean' / 'annealed' (greedy mixture mean), 'mode', 'sample' (temperature T, seeded),
+        or 'mc': the average of MC_SAMPLES seeded samples at T (a Monte Carlo estimate of the
+        posterior mean E[ab | L]; deterministic given the seed)."""
+        if method == "mc":
+            n = len(output)
+            many = output.repeat_interleave(MC_SAMPLES, dim=0)
+            ab = self.generate(many, temperature, "sample", seed) * AB_SCALE
+            ab = ab.reshape(n, MC_SAMPLES, *ab.shape[1:]).mean(1)
+        else:
+            ab = self.generate(output, temperature, method, seed) * AB_SCALE
         return F.interpolate(ab, size=size, mode="bilinear", align_corners=False) if size else ab
 
     def load_init(self, state: dict[str, torch.Tensor]) -> list[str]:

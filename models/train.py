@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, normalize_l
 from models.card import write_card
-from models.data import ShardStream, count_rows, shard_files
+from models.data import ShardStream, check_space, count_rows, shard_files
 from models.guided import HintLoss, hint_tensors
 from models.losses import (
     ClassificationLoss,
@@ -287,6 +287,7 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
     n_train, n_val = count_rows(files, "train"), count_rows(files, "val")
     log.info("%d shards: %d train / %d val rows", len(files), n_train, n_val)
     priors = read_json(join(args.stage_dir, "priors.json"))
+    check_space(priors, files, args.model)  # e.g. yuv shards: one clear line, exit 2
     config = {
         "name": args.model,
         "width": args.width,

@@ -30,7 +30,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from models.infer import ColorizerHandler, DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
-from models.registry import describe, load_model, names, takes_hints
+from models.registry import can_sample, describe, load_model, names, takes_hints
 from pipeline import checks, progress
 from pipeline.common import (
     OUTCOMES,
@@ -115,6 +115,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: the model's; mean for the official eccv16, annealed otherwise)",
     )
     p.add_argument(
+        "--samples",
+        type=checks.non_negative_int,
+        default=0,
+        help="pic: write N diverse samples per image (name.s0.png ...) at --temperature "
+        "(default 0: one deterministic colorization)",
+    )
+    p.add_argument("--seed", type=checks.non_negative_int, default=0, help="seed of the --samples")
+    p.add_argument(
         "--pipeline",
         default=None,
         choices=list(PIPELINES),
@@ -152,6 +160,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--min-batch-size", type=checks.positive_int, default=1, help="smallest inference batch"
     )
     p.add_argument("--device", type=checks.device_name, default="auto", help="where the model runs")
+    p.add_argument(
+        "--share-model",
+        action="store_true",
+        help="one model per machine shared by the worker's processes (Beam large_model; "
+        "GPU workers: one copy per GPU instead of one per process)",
+    )
+    p.add_argument(
+        "--model-copies",
+        type=checks.positive_int,
+        default=None,
+        help="with a shared model: this many copies per machine (e.g. one per GPU)",
+    )
     checks.add_allow_empty(p)
     p.add_argument(
         "--skip-existing",
@@ -209,6 +229,7 @@ class ColorizeConfig:
     hints_is_file: bool = False
     use_hints: bool = True  # False: --no-hints
     takes_hints: bool = False  # the model takes hints (siggraph17, siggraph17-small)
+    samples: int = 0  # --samples: outputs per input (pic), named <stem>.s<i><ext>
 
 
 def glob_base(pattern: str) -> str:
@@ -262,6 +283,8 @@ def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> di
     """finish(), then the output's finished marker (written only once the image is in place):
     its results row, its size in bytes, the input's relative path and the output's name."""
     row = finish(item, ab_small, cfg)
+    if isinstance(row, list):  # --samples: no finished marker (--skip-existing redoes them)
+        return row
     stem = item["stem"]
     marker = {
         "source": naming.relative_name(item["uri"], cfg.bases),
@@ -356,8 +379,22 @@ def load_hints(uri: str, cfg: ColorizeConfig, width: int, height: int):
         raise ImageError(schema.BAD_HINTS, f"{path}: {e}") from None
 
 
-def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
-    """Compose the full-resolution colour image, write it, return its results row."""
+def sample_uri(uri: str, index: int) -> str:
+    """The output of sample `index`: photo.png -> photo.s0.png."""
+    root, ext = posixpath.splitext(uri)
+    return f"{root}.s{index}{ext}"
+
+
+def finish(
+    item: dict, ab_small: np.ndarray, cfg: ColorizeConfig, sample: int | None = None
+) -> dict | list[dict]:
+    """Compose the full-resolution colour image, write it, return its results row; for
+    --samples (ab_small (K, h, w, 2)) one image and row per sample (`sample` = its index)."""
+    if ab_small.ndim == 4:
+        return [
+            finish({**item, "output_uri": sample_uri(item["output_uri"], i)}, ab, cfg, i)
+            for i, ab in enumerate(ab_small)
+        ]
     l_full = item["l_full"]
     if l_full is None:  # a big scan: decoded again rather than held in the batch (CARRY_PIXELS)
         l_full = luminance(decode_image(read_bytes(item["uri"]), max_pixels=cfg.max_pixels).rgb)
@@ -392,16 +429,22 @@ def finish(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
         "colorfulness": colorfulness(rgb),
         "seconds": time.time() - item["t0"],
         "hints": item.get("hints", 0),
+        "sample": sample,
     }
 
 
 def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -> ColorizeConfig:
     """Resolve model defaults (render size, temperature) from the checkpoint's config."""
     mc = describe(args.model, args.weights)
+    samples = getattr(args, "samples", 0)
+    if samples and not can_sample(mc["name"]):
+        raise checks.UsageError(f"--samples: model {mc['name']} does not sample (use pic)")
     settings = DecodeSettings(
         temperature=args.temperature if args.temperature is not None else mc["temperature"],
-        method=args.decode or mc["decode"],
+        method="sample" if samples else args.decode or mc["decode"],
         strength=args.strength if args.strength is not None else mc["strength"],
+        samples=samples,
+        seed=getattr(args, "seed", 0),
     )
     return ColorizeConfig(
         output=output,
@@ -422,6 +465,7 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
         hints_is_file=bool(args.hints) and not is_dir(args.hints),
         use_hints=not args.no_hints,
         takes_hints=takes_hints(mc["name"]),
+        samples=samples,
     )
 
 
@@ -456,6 +500,8 @@ def build(
             min_batch_size=args.min_batch_size,
             max_batch_size=args.batch_size,
             threads=threads,
+            large_model=getattr(args, "share_model", False),
+            model_copies=getattr(args, "model_copies", None),
         )
     )
     predictions, dlq = (
@@ -475,7 +521,8 @@ def build(
     )
     model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
     # results/ is rebuilt every run: this run's rows + the rows of the resumed outputs
-    rows = (done.rows, split[RESUMED]) | "AllRows" >> beam.Flatten()
+    flat = done.rows | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
+    rows = (flat, split[RESUMED]) | "AllRows" >> beam.Flatten()
     _ = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
     )
@@ -517,8 +564,15 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
     model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
     item["output_uri"] = out_file
     ab = predict_ab(model, item["l_render"][None], cfg.settings)[0]
-    row = finish(item, ab, cfg)
-    log.info("wrote %s (%dx%d) in %.2f s", out_file, row["width"], row["height"], row["seconds"])
+    rows = finish(item, ab, cfg)
+    for row in rows if isinstance(rows, list) else [rows]:
+        log.info(
+            "wrote %s (%dx%d) in %.2f s",
+            row["output_uri"],
+            row["width"],
+            row["height"],
+            row["seconds"],
+        )
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> None:

@@ -353,16 +353,8 @@ def with_true_ab(l_render: np.ndarray, rgb: np.ndarray, stride: int = 4) -> np.n
     height, width = rgb.shape[:2]
     if height >= g and width >= g:
         fy, fx = height // g, width // g
-        cells = np.stack(
-            [
-                rgb_to_lab(rgb[i * fy : (i + 1) * fy, : g * fx].astype(np.float32) / 255.0)[
-                    ..., 1:
-                ]
-                .reshape(fy, g, fx, 2)
-                .mean((0, 2))
-                for i in range(g)
-            ]
-        )
+        bands = (rgb[i * fy : (i + 1) * fy, : g * fx].astype(np.float32) / 255.0 for i in range(g))
+        cells = np.stack([rgb_to_lab(b)[..., 1:].reshape(fy, g, fx, 2).mean((0, 2)) for b in bands])
     else:  # smaller than the grid: the nearest pixel per cell
         small = rgb[np.arange(g) * height // g][:, np.arange(g) * width // g]
         cells = rgb_to_lab(small.astype(np.float32) / 255.0)[..., 1:]
@@ -413,11 +405,12 @@ def build(
                 threads=threads,
             )
         )
+        likely = has_likelihood(spec.name)  # pic: scores the true ab itself (bits per dim)
         preds, dlq = (
             truth.rows
             | f"Render[{spec.label}]"
             >> beam.Map(
-                lambda it, n=spec.render_size, pl=spec.pipeline, lk=has_likelihood(spec.name): (
+                lambda it, n=spec.render_size, pl=spec.pipeline, lk=likely: (
                     for_batch(it, size, args.max_pixels, args.min_size),
                     with_true_ab(model_input(pl, it["rgb"], it["l"], n), it["rgb"])
                     if lk

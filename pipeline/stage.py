@@ -33,9 +33,8 @@ from transforms.bins import GRID, gamut_bins, num_bins
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fileio import clear_dirs, join, write_bytes, write_json
 from transforms.filters import GrayThresholds
-from transforms.plots import priors_png
 from transforms.priors import PRIOR_SIGMA, REBALANCE_LAMBDA, priors_from_counts
-from transforms.staging import StageConfig, stage_image
+from transforms.staging import SPACES, StageConfig, stage_image, write_shard_rows
 
 log = logging.getLogger(__name__)
 JOB = "stage"
@@ -72,6 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         help="refuse larger images (decompression bombs)",
     )
+    p.add_argument(
+        "--space",
+        choices=SPACES,
+        default="lab",
+        help="colour space of the shards' l / ab columns: lab (CIE Lab) or yuv (BT.601, "
+        "for models that take YUV); the space is recorded in each row and in priors.json",
+    )
     checks.add_allow_empty(p)
     p.add_argument(
         "--rebalance-lambda",
@@ -107,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> StageConfig:
         min_size=args.min_size,
         val_percent=args.val_percent,
         max_pixels=args.max_pixels,
+        space=getattr(args, "space", "lab"),
         thresholds=GrayThresholds(
             mean_chroma=args.gray_mean_chroma,
             high_chroma=args.gray_high_chroma,
@@ -121,11 +128,15 @@ def _npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_priors(counts: np.ndarray, out_dir: str, lam: float) -> dict:
-    """Write the priors as JSON + .npy + PNG; returns the JSON document."""
+def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab") -> dict:
+    """Write the priors as JSON + .npy + PNG; returns the JSON document. The priors are over
+    Lab ab bins whatever the shards' `space`, which the document records."""
+    from transforms.plots import priors_png  # matplotlib: imported by the one step that plots
+
     pri = priors_from_counts(counts, lam)
     centres = gamut_bins()
     doc = {
+        "space": space,
         "num_bins": num_bins(),
         "grid": GRID,
         "sigma": PRIOR_SIGMA,
@@ -151,13 +162,13 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
     progress.tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
-        join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows
+        join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows, write_shard_rows
     )
     _ = (
         out.rows
         | "Hist" >> beam.Map(lambda r: np.asarray(r["hist"], dtype=np.int64))
         | "SumHist" >> beam.CombineGlobally(SumArrays()).without_defaults()
-        | "Priors" >> beam.Map(write_priors, args.output, args.rebalance_lambda)
+        | "Priors" >> beam.Map(write_priors, args.output, args.rebalance_lambda, cfg.space)
     )
     settings = {k: v for k, v in vars(args).items() if k not in ("func",)}
     _ = accounting_inputs(out) | "Accounting" >> WriteAccounting(

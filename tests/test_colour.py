@@ -25,7 +25,14 @@ def random_rgb() -> np.ndarray:
     rng = np.random.default_rng(1234)
     rgb = rng.random((50, 40, 3))
     rgb[0, :8] = [  # the cube's corners and some extremes
-        [0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]
+        [0, 0, 0],
+        [1, 1, 1],
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [0, 1, 1],
+        [1, 0, 1],
     ]
     rgb[1, :4] = [[0.01, 0.01, 0.01], [0.04, 0.04, 0.04], [0.05, 0.0, 0.02], [0.5, 0.5, 0.5]]
     return rgb
@@ -144,3 +151,44 @@ def test_chroma_of_kodak_matches_skimage_lch(kodim23):
     lab = skcolor.rgb2lab(kodim23)
     lch = skcolor.lab2lch(lab)
     assert np.abs(colour.chroma(colour.rgb_to_lab(kodim23)[..., 1:]) - lch[..., 1]).max() < TOL
+
+
+# --- the uint8 fast path of `stage` (rgb8_to_lab_planes / rgb8_to_yuv_planes) --------------
+
+
+@pytest.fixture(scope="module")
+def rgb8() -> np.ndarray:
+    """200,000 random 8-bit colours + every gray level + the cube's corners, (N, 3) uint8."""
+    rng = np.random.default_rng(14)
+    gray = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)
+    corners = np.array(np.meshgrid([0, 255], [0, 255], [0, 255])).reshape(3, -1).T
+    rand = rng.integers(0, 256, (200_000, 3))
+    return np.concatenate([gray, corners, rand]).astype(np.uint8)
+
+
+def test_rgb8_to_lab_planes_matches_rgb_to_lab_and_skimage(rgb8):
+    l, a, b = colour.rgb8_to_lab_planes(rgb8)
+    assert l.shape == a.shape == b.shape == (len(rgb8),)
+    assert l.dtype == a.dtype == b.dtype == np.float32
+    fast = np.stack([l, a, b], -1)
+    assert np.abs(fast - colour.rgb_to_lab(rgb8)).max() <= 1e-4
+    assert np.abs(fast - skcolor.rgb2lab(rgb8[None])[0]).max() <= 5e-4
+    np.testing.assert_allclose(fast[255], [100.0, 0.0, 0.0], atol=1e-2)  # white
+
+
+def test_rgb8_planes_keep_the_image_shape_and_take_only_uint8():
+    img = np.random.default_rng(2).integers(0, 256, (7, 5, 3)).astype(np.uint8)
+    planes = colour.rgb8_to_lab_planes(img)
+    assert all(p.shape == (7, 5) for p in planes)
+    np.testing.assert_allclose(np.stack(planes, -1), colour.rgb_to_lab(img), atol=1e-4)
+    yuv = np.stack(colour.rgb8_to_yuv_planes(img), -1)
+    np.testing.assert_allclose(yuv, colour.rgb_to_yuv(img / 255.0), atol=1e-6)
+    with pytest.raises(TypeError):
+        colour.rgb8_to_lab_planes(img / 255.0)
+    with pytest.raises(TypeError):
+        colour.rgb8_to_yuv_planes(img.astype(np.float32))
+
+
+def test_rgb8_to_yuv_planes_matches_skimage(rgb8):
+    yuv = np.stack(colour.rgb8_to_yuv_planes(rgb8), -1)
+    assert np.abs(yuv - skcolor.rgb2yuv(rgb8[None])[0]).max() <= 1e-5

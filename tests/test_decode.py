@@ -239,9 +239,9 @@ def test_huge_header_beyond_pillow_bomb_limit_is_too_large():
 
 
 def test_huge_header_beyond_max_pixels_is_too_large():
-    # 11000 x 10000 = 1.1e8 pixels: above DEFAULT_MAX_PIXELS, below Pillow's own error limit
-    assert 11000 * 10000 > DEFAULT_MAX_PIXELS
-    assert _outcome(_png_header(11000, 10000)) == "too_large"
+    # 17000 x 15000 = 2.55e8 pixels: just above DEFAULT_MAX_PIXELS
+    assert 17000 * 15000 > DEFAULT_MAX_PIXELS
+    assert _outcome(_png_header(17000, 15000)) == "too_large"
 
 
 def test_real_mode_1_png_too_large():

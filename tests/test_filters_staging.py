@@ -398,3 +398,114 @@ def test_uri_key_is_stable():
     assert len(k) == 16 and int(k, 16) >= 0
     assert staging.uri_key("some/local/path.jpg") == k
     assert staging.uri_key("some/local/path2.jpg") != k
+
+
+# --- the fast paths of stage_image (issue 14): same rows as the reference maths -------------
+
+STAGE_SAMPLES = sorted(p.name for p in IMAGENET.glob("*.JPEG"))[::40][:25]
+
+
+def _reference_row(uri: str, data: bytes, size: int) -> dict:
+    """The row stage_image computed before its fast paths: rgb_to_lab of the crop and
+    bins.histogram's lattice rounding (with the nearest-bin table checked below)."""
+    from transforms.bins import lattice_index
+    from transforms.colour import chroma
+    from transforms.decode import decode_image
+
+    crop = fit_and_crop(decode_image(data, draft_size=size).rgb, size)
+    lab = rgb_to_lab(crop)
+    i, j = lattice_index(lab[..., 1:])
+    table = staging.nearest_bin_table().reshape(257, 257)
+    return {
+        "l": staging.quantize_l(lab[..., 0]),
+        "ab": staging.quantize_ab(lab[..., 1:]),
+        "hist": np.bincount(table[i, j].ravel(), minlength=num_bins()),
+        "mean_chroma": float(chroma(lab[..., 1:]).mean()),
+    }
+
+
+def test_nearest_bin_table_is_the_first_neighbour():
+    # brute force over every bin in exact integer maths, ties to the lower index (the rule of
+    # bins.neighbour_table's (distance, index) sort), on a sample of the 257 x 257 lattice
+    from transforms.bins import _lut_axis, gamut_bins
+
+    table = staging.nearest_bin_table()
+    assert table.shape == (257 * 257,) and table.dtype == np.int16
+    axis = _lut_axis().astype(np.int64)
+    flat = np.random.default_rng(0).choice(257 * 257, 4000, replace=False)
+    flat = np.concatenate([flat, [0, 128 * 257 + 128, 257 * 257 - 1]])
+    pts = np.stack([axis[flat // 257], axis[flat % 257]], 1)
+    bins = np.rint(gamut_bins()).astype(np.int64)
+    d2 = ((pts[:, None, :] - bins[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(table[flat], np.argmin(d2, axis=1))
+
+
+def test_ab_histogram_equals_the_lattice_histogram():
+    from transforms.bins import lattice_index
+
+    rng = np.random.default_rng(1)
+    ab = rng.uniform(-110, 110, (64, 64, 2)).astype(np.float32)
+    ab[:4] = np.rint(ab[:4]) + 0.5  # rounding ties
+    ab[4, :4] = [[-200, 200], [200, -200], [127.5, -127.5], [-128.5, 128.5]]  # clipped
+    i, j = lattice_index(ab)
+    table = staging.nearest_bin_table().reshape(257, 257)
+    ref = np.bincount(table[i, j].ravel(), minlength=num_bins())
+    hist = staging.ab_histogram(ab[..., 0], ab[..., 1])
+    assert hist.dtype == np.int64 and hist.shape == (num_bins(),)
+    np.testing.assert_array_equal(hist, ref)
+
+
+def test_stage_rows_match_the_reference_maths():
+    """Stated tolerance of the fast path (colour.rgb8_to_lab_planes, <= 1e-4 Lab units off
+    rgb_to_lab): the same keys and fields; L / ab bytes differ by at most 1 and in at most
+    0.1% of the values (rounding ties); histograms by at most 0.1% of the pixels."""
+    size = 224
+    cfg = staging.StageConfig(size=size)
+    for name in STAGE_SAMPLES:
+        uri, data = str(IMAGENET / name), (IMAGENET / name).read_bytes()
+        try:
+            row = staging.stage_image(uri, data, cfg)
+        except ImageError:
+            continue  # filtered: the filter's inputs are unchanged
+        ref = _reference_row(uri, data, size)
+        assert row["key"] == staging.uri_key(uri) and row["space"] == "lab"
+        for col, dtype in (("l", np.uint8), ("ab", np.int8)):
+            new = np.frombuffer(row[col], dtype).astype(int)
+            old = np.frombuffer(ref[col], dtype).astype(int)
+            assert np.abs(new - old).max() <= 1, (name, col)
+            assert (new != old).mean() <= 1e-3, (name, col)
+        assert np.abs(np.asarray(row["hist"]) - ref["hist"]).sum() <= 1e-3 * size * size, name
+        assert row["mean_chroma"] == pytest.approx(ref["mean_chroma"], abs=1e-3)
+
+
+def test_yuv_rows_hold_bt601_and_the_same_lab_statistics():
+    from transforms.colour import rgb_to_yuv
+    from transforms.decode import decode_image
+
+    name = COLOUR_SAMPLES[0]
+    uri, data = str(IMAGENET / name), (IMAGENET / name).read_bytes()
+    lab_row = staging.stage_image(uri, data, staging.StageConfig(size=64))
+    yuv_row = staging.stage_image(uri, data, staging.StageConfig(size=64, space="yuv"))
+    assert yuv_row["space"] == "yuv"
+    for k in ("key", "split", "sha256", "hist", "mean_chroma"):
+        assert yuv_row[k] == lab_row[k], k  # statistics and priors stay in Lab
+    crop = fit_and_crop(decode_image(data, draft_size=64).rgb, 64)
+    ref = rgb_to_yuv(crop / np.float32(255.0))
+    y, uv = staging.dequantize_yuv(yuv_row["l"], yuv_row["ab"], 64)
+    assert np.abs(y - ref[..., 0]).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(uv - ref[..., 1:]).max() <= 0.5 / staging.UV_SCALE + 1e-6
+    with pytest.raises(ValueError, match="colour space"):
+        staging.stage_image(uri, data, staging.StageConfig(size=64, space="hsv"))
+
+
+def test_shard_table_equals_from_pylist(colour_rows, tmp_path):
+    import pyarrow.parquet as pq
+
+    rows = [r for _, _, r in colour_rows]
+    table = staging.shard_table(rows)
+    assert table.equals(pa.Table.from_pylist(rows, schema=schema.SHARD_SCHEMA))
+    uri = staging.write_shard_rows(rows, str(tmp_path), "part")
+    assert pq.read_table(uri).equals(table)
+    assert staging.write_shard_rows(rows, str(tmp_path), "part") == uri  # named by content
+    with pytest.raises(ValueError):
+        staging.write_shard_rows([], str(tmp_path), "part")

@@ -63,8 +63,9 @@ def _inputs() -> dict[str, tuple[bytes, str]]:
 
 INPUTS = _inputs()
 KEPT_NAMES = sorted(n for n, (_, o) in INPUTS.items() if o == schema.KEPT)
-FILTERED_NAMES = sorted(n for n, (_, o) in INPUTS.items() if o in
-                        (schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL))
+FILTERED_NAMES = sorted(
+    n for n, (_, o) in INPUTS.items() if o in (schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL)
+)
 ERROR_NAMES = sorted(set(INPUTS) - set(KEPT_NAMES) - set(FILTERED_NAMES))
 
 
@@ -232,6 +233,34 @@ def test_stage_from_fsspec_memory():
         fs.rm(fs._strip_protocol(root), recursive=True)
 
 
+def test_stage_space_yuv_and_train_refuses_it(in_memory_run, input_dir, tmp_path):
+    """--space yuv: the same rows and priors as Lab but l / ab in BT.601 YUV, the space in
+    every row and in priors.json; train's check refuses the shards in one line."""
+    from models.data import check_space, shard_files
+    from pipeline.checks import UsageError
+
+    out = str(tmp_path / "staged_yuv")
+    _run_stage(str(input_dir / "*"), out, IN_MEMORY, "--space", "yuv")
+    _check_output(out, str(input_dir))  # same accounting, shards, priors
+    lab_rows = {r["key"]: r for r in _kept_rows(in_memory_run)}
+    yuv_rows = {r["key"]: r for r in _kept_rows(out)}
+    assert yuv_rows.keys() == lab_rows.keys()
+    for key, r in yuv_rows.items():
+        assert r["space"] == "yuv" and lab_rows[key]["space"] == "lab"
+        assert r["hist"] == lab_rows[key]["hist"]  # priors stay over Lab bins
+        assert r["l"] != lab_rows[key]["l"]  # Y * 255, not L * 2.55
+    pri = _read_json(out + "/priors.json")
+    assert pri["space"] == "yuv"
+    assert _read_json(in_memory_run + "/priors.json")["space"] == "lab"
+    assert pri["counts"] == _read_json(in_memory_run + "/priors.json")["counts"]
+
+    check_space(_read_json(in_memory_run + "/priors.json"), shard_files(in_memory_run), "m")
+    with pytest.raises(UsageError) as e:
+        check_space(pri, shard_files(out), "eccv16-small")
+    msg = str(e.value)
+    assert "\n" not in msg and "YUV" in msg and "--space lab" in msg
+
+
 def test_rerun_replaces_previous_output(in_memory_run, input_dir, tmp_path):
     """A second run into the same folder leaves the same set of rows, not twice as many."""
     out = str(tmp_path / "staged")
@@ -295,9 +324,17 @@ def test_stage_portable_runner_with_worker_pool(in_memory_run, input_dir, tmp_pa
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     log = open(tmp_path / "pool.log", "wb")  # closed in finally
     pool = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-         f"--service_port={port}"],
-        env=env, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.worker.worker_pool_main",
+            f"--service_port={port}",
+        ],
+        env=env,
+        cwd=str(ROOT),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for_port(port, pool)
@@ -305,8 +342,12 @@ def test_stage_portable_runner_with_worker_pool(in_memory_run, input_dir, tmp_pa
         _run_stage(
             str(input_dir / "*"),
             out,
-            ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
-             f"--environment_config=localhost:{port}"],
+            [
+                "--runner=PortableRunner",
+                "--job_endpoint=embed",
+                "--environment_type=EXTERNAL",
+                f"--environment_config=localhost:{port}",
+            ],
         )
         _check_output(out, str(input_dir))
         got = {r["source_uri"] for r in _kept_rows(out)}
@@ -339,7 +380,9 @@ def test_stage_imagenet_samples(tmp_path):
     single_channel = [r for r in filtered if "single-channel" in r["reason"]]
     assert len(single_channel) == 23
     assert {_name(r["uri"]) for r in filtered if r not in single_channel} == {
-        "n03532672_hook.JPEG", "n04487394_trombone.JPEG", "n03141823_crutch.JPEG"
+        "n03532672_hook.JPEG",
+        "n04487394_trombone.JPEG",
+        "n03141823_crutch.JPEG",
     }
     assert [r for _, rs in _read_parquet_files(out, "errors") for r in rs] == []
     shard_files = _read_parquet_files(out, "shards")

@@ -21,7 +21,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from transforms.crop import strip_rows
 
-DEFAULT_MAX_PIXELS = 100_000_000  # ~ a 10,000 x 10,000 scan
+# What a 24 GB machine takes with one image per worker in flight (2 workers on 2 cores), from
+# bench/memory.py and 2 x 48 MP runs: evaluate ~0.8 GB + 19.6 B/pixel in flight, colorize
+# ~0.5 GB + 10.5 B/pixel; 2 x 250 MP -> ~10.6 GB (evaluate), ~5.8 GB (colorize). 250 MP is a
+# 600 dpi scan of a 20x30 inch print (216 MP) or a 1200 dpi 8x10 (115 MP) with room to spare.
+DEFAULT_MAX_PIXELS = 250_000_000
 _ADDRESS = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")  # " <_io.BytesIO object at 0x7f..>"
 _ORIENTATION_TAG = 0x0112
 _ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap w and h

@@ -7,10 +7,15 @@ Staged shards (`stage` -> `train`), one row per kept image:
   width/height int32    original size after EXIF orientation
   sha256       string   of the source file's bytes
   size         int32    side of the square crop stored in l / ab
-  l            binary   size*size uint8, row-major: L * 255 / 100 rounded (L in [0, 100])
-  ab           binary   size*size*2 int8, row-major (a, b interleaved): round(ab) clipped to ±127
-  hist         list<int32>  pixel counts over the Q in-gamut ab bins (dense, Q = num_bins())
-  mean_chroma  float32  mean sqrt(a^2 + b^2) over the crop
+  l            binary   size*size uint8, row-major: L * 255 / 100 rounded (L in [0, 100]);
+                        space "yuv": BT.601 Y * 255 rounded (Y in [0, 1])
+  ab           binary   size*size*2 int8, row-major (a, b interleaved): round(ab) clipped to ±127;
+                        space "yuv": (U, V) interleaved, round(UV * 200) clipped to ±127
+  hist         list<int32>  pixel counts over the Q in-gamut ab bins (dense, Q = num_bins());
+                        always of the crop's Lab ab, whatever the space
+  mean_chroma  float32  mean sqrt(a^2 + b^2) (Lab) over the crop
+  space        string   "lab" or "yuv" (`stage --space`): what l / ab hold; shards written
+                        before the column existed are Lab (read a missing column as "lab")
 
 Errors (every job): one row per input that produced no output.
   uri, stage (decode/filter/model/write...), outcome (short code), reason (human-readable)
@@ -40,6 +45,7 @@ SHARD_SCHEMA = pa.schema(
         ("ab", pa.binary()),
         ("hist", pa.list_(pa.int32())),
         ("mean_chroma", pa.float32()),
+        ("space", pa.string()),
     ]
 )
 
@@ -71,6 +77,7 @@ COLORIZE_SCHEMA = pa.schema(
         ("colorfulness", pa.float32()),
         ("seconds", pa.float32()),
         ("hints", pa.int32()),  # colour hints the model used (0: none / not a hint model)
+        ("sample", pa.int32()),  # colorize --samples: the sample's index (null: not sampled)
     ]
 )
 

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms import schema
-from transforms.bins import histogram
-from transforms.colour import chroma, rgb_to_lab
+from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
+from transforms.colour import rgb8_to_lab_planes, rgb8_to_yuv_planes, rgb_to_lab
 from transforms.crop import fit_and_crop
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from transforms.fileio import _row_ids, atomic_write, join
 from transforms.filters import GrayThresholds, classify_tone
 
+SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on L/ab bytes, at half the time
 FILTER_THUMBNAIL = 64  # side of the thumbnail (of the stored crop) the grayscale filter sees
+SPACES = ("lab", "yuv")  # colour spaces of the shards' l / ab columns (schema.SHARD_SCHEMA)
+UV_SCALE = 200.0  # yuv shards: ab holds round(U * 200), round(V * 200) (|U| <= 0.44, |V| <= 0.62)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class StageConfig:
     val_percent: float = 10.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     thresholds: GrayThresholds = field(default_factory=GrayThresholds)
+    space: str = "lab"  # "lab" or "yuv": what the l / ab columns hold
 
 
 def uri_key(uri: str) -> str:
@@ -47,6 +55,57 @@ def quantize_l(l: np.ndarray) -> bytes:
 def quantize_ab(ab: np.ndarray) -> bytes:
     """ab -> int8 bytes (rounded, clipped to ±127)."""
     return np.clip(np.rint(ab), -127, 127).astype(np.int8).tobytes()
+
+
+def quantize_y(y: np.ndarray) -> bytes:
+    """Y in [0, 1] -> uint8 bytes (Y * 255, rounded)."""
+    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8).tobytes()
+
+
+def quantize_uv(uv: np.ndarray) -> bytes:
+    """UV (BT.601) -> int8 bytes: round(UV * UV_SCALE), clipped to ±127."""
+    return np.clip(np.rint(uv * UV_SCALE), -127, 127).astype(np.int8).tobytes()
+
+
+def dequantize_yuv(y_bytes: bytes, uv_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """yuv shard bytes -> Y (size, size) in [0, 1] and UV (size, size, 2) float32."""
+    y = np.frombuffer(y_bytes, np.uint8).reshape(size, size).astype(np.float32) / 255.0
+    uv = np.frombuffer(uv_bytes, np.int8).reshape(size, size, 2).astype(np.float32) / UV_SCALE
+    return y, uv
+
+
+@lru_cache(maxsize=1)
+def nearest_bin_table() -> np.ndarray:
+    """Flat (257 * 257,) int16 table: the nearest in-gamut bin of each point of bins' 1-unit ab
+    lattice, equal to bins.neighbour_table()[..., 0] (ties to the lower bin index) but built
+    in a fraction of its time (an argmin in chunks instead of a sort of 5 neighbours), so
+    that a worker's first image does not pay seconds (tests/test_filters_staging.py)."""
+    # float64 holds these integer distances exactly (< 2^20), so ties stay exact, and its
+    # matmul is BLAS (numpy's integer matmul is not).
+    axis = _lut_axis().astype(np.float64)
+    a, b = np.meshgrid(axis, axis, indexing="ij")
+    pts = np.stack([a.ravel(), b.ravel()], axis=1)
+    bins = np.rint(gamut_bins()).astype(np.float64)
+    c2 = (bins**2).sum(1)[None, :]
+    out = np.empty(len(pts), np.int16)
+    step = 8192
+    for i in range(0, len(pts), step):
+        d2 = c2 - 2.0 * (pts[i : i + step] @ bins.T)  # |p|^2 left out: same ranking
+        out[i : i + step] = np.argmin(d2, axis=1)
+    out.setflags(write=False)
+    return out
+
+
+def ab_histogram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixel counts per in-gamut bin (Q,) int64 of ab planes, one bincount: equal to
+    bins.histogram(np.stack([a, b], -1)) (the same lattice rounding and clipping)."""
+    top = 2 * _LUT_HALF / _LUT_STEP
+    n = int(top) + 1
+    i = np.clip(np.rint((a + _LUT_HALF) / _LUT_STEP), 0, top).astype(np.intp)
+    j = np.clip(np.rint((b + _LUT_HALF) / _LUT_STEP), 0, top).astype(np.intp)
+    i *= n
+    i += j
+    return np.bincount(nearest_bin_table()[i.ravel()], minlength=num_bins()).astype(np.int64)
 
 
 def dequantize(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +136,16 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
     tone = classify_tone(thumb, cfg.thresholds)
     if tone != "colour":
         raise ImageError(tone, f"{tone} photo: no colour truth")
-    lab = rgb_to_lab(crop)
+    # One Lab conversion of the crop, as planes (colour.rgb8_to_lab_planes: the uint8 fast
+    # path); the histogram and mean chroma are in Lab whatever the space of the shards.
+    l, a, b = rgb8_to_lab_planes(crop)
+    if cfg.space == "yuv":
+        y, u, v = rgb8_to_yuv_planes(crop)
+        l_bytes, ab_bytes = quantize_y(y), quantize_uv(np.stack((u, v), -1))
+    elif cfg.space == "lab":
+        l_bytes, ab_bytes = quantize_l(l), quantize_ab(np.stack((a, b), -1))
+    else:
+        raise ValueError(f"unknown colour space {cfg.space!r} ({', '.join(SPACES)})")
     key = uri_key(uri)
     return {
         "key": key,
@@ -87,8 +155,39 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
         "height": img.height,
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": cfg.size,
-        "l": quantize_l(lab[..., 0]),
-        "ab": quantize_ab(lab[..., 1:]),
-        "hist": histogram(lab[..., 1:]).astype(np.int32).tolist(),
-        "mean_chroma": float(chroma(lab[..., 1:]).mean()),
+        "l": l_bytes,
+        "ab": ab_bytes,
+        "hist": ab_histogram(a, b).astype(np.int32).tolist(),
+        "mean_chroma": float(np.sqrt(a * a + b * b).mean()),
+        "space": cfg.space,
     }
+
+
+def shard_table(rows: list[dict]) -> pa.Table:
+    """Shard rows (stage_image's dicts) -> a pyarrow Table of schema.SHARD_SCHEMA, built column
+    by column (the `hist` lists as one flat int32 array: pa.Table.from_pylist converts them
+    int by int, which cost more than the rest of the row)."""
+    cols = {}
+    for f in schema.SHARD_SCHEMA:
+        if f.name == "hist":
+            hists = [np.asarray(r["hist"], dtype=np.int32) for r in rows]
+            offsets = np.zeros(len(hists) + 1, dtype=np.int32)
+            np.cumsum([len(h) for h in hists], out=offsets[1:])
+            flat = np.concatenate(hists) if hists else np.zeros(0, np.int32)
+            cols[f.name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
+        else:
+            cols[f.name] = pa.array([r[f.name] for r in rows], type=f.type)
+    return pa.Table.from_arrays(list(cols.values()), schema=schema.SHARD_SCHEMA)
+
+
+def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
+    """Write shard rows as `<prefix>-<hash of the rows' ids>.parquet` in out_dir (the naming and
+    atomic write of fileio.write_shard; zstd level SHARD_ZSTD_LEVEL); returns the URI."""
+    if not rows:
+        raise ValueError("refusing to write an empty shard")
+    digest = hashlib.sha1("\n".join(_row_ids(rows)).encode()).hexdigest()[:16]
+    uri = join(out_dir, f"{prefix}-{digest}.parquet")
+    table = shard_table(rows)
+    with atomic_write(uri) as f:
+        pq.write_table(table, f, compression="zstd", compression_level=SHARD_ZSTD_LEVEL)
+    return uri

@@ -1,0 +1,73 @@
+"""Issue 14: the shared-model option of models.infer.ColorizerHandler, the train check on the
+shards' colour space, and the bench helpers that separate start-up from steady state."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from tests.conftest_models import write_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("tiny") / "model.pt"
+    write_tiny_checkpoint(path)
+    return str(path)
+
+
+def test_handler_shares_the_model_only_when_asked(tiny_ckpt):
+    from models.infer import ColorizerHandler, DecodeSettings, SharedPredictor, predict
+
+    plain = ColorizerHandler(None, tiny_ckpt, "cpu")
+    assert not plain.share_model_across_processes()
+    shared = ColorizerHandler(None, tiny_ckpt, "cpu", large_model=True)
+    assert shared.share_model_across_processes() and shared.model_copies() == 1
+    two = ColorizerHandler(None, tiny_ckpt, "cpu", model_copies=2)
+    assert two.share_model_across_processes() and two.model_copies() == 2
+    assert shared.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 8}
+
+    model = plain.load_model()
+    predictor = shared.load_model()
+    assert isinstance(predictor, SharedPredictor)
+    rng = np.random.default_rng(0)
+    l_batch = [rng.uniform(0, 100, (32, 32)).astype(np.float32) for _ in range(2)]
+    ref = [r.inference for r in plain.run_inference(l_batch, model)]
+    got = [r.inference for r in shared.run_inference(l_batch, predictor)]
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        predictor.predict(np.stack(l_batch), DecodeSettings())[0],
+        predict(model, np.stack(l_batch), DecodeSettings())[0],
+    )
+
+
+def test_shared_predictor_works_through_beams_process_proxy(tiny_ckpt):
+    """What RunInference does with large_model=True: the handler's model served from another
+    process by apache_beam.utils.multi_process_shared, called through a proxy."""
+    from apache_beam.utils.multi_process_shared import MultiProcessShared
+
+    from models.infer import ColorizerHandler
+
+    handler = ColorizerHandler(None, tiny_ckpt, "cpu", large_model=True)
+    shared = MultiProcessShared(handler.load_model, tag=uuid.uuid4().hex, always_proxy=True)
+    proxy = shared.acquire()
+    try:
+        l_batch = [np.full((32, 32), 50.0, np.float32)]
+        got = handler.run_inference(l_batch, proxy)[0].inference
+        ref = handler.run_inference(l_batch, handler.load_model())[0].inference
+        np.testing.assert_array_equal(got, ref)
+    finally:
+        shared.release(proxy)
+
+
+def test_tick_sampler_startup_and_steady_rate():
+    from bench._common import TickSampler
+
+    s = TickSampler("stage")
+    s.samples = [(0.5, 0), (1.0, 0), (2.0, 10), (3.0, 50), (4.0, 90), (5.0, 100)]
+    assert s.first() == 2.0
+    assert s.steady(100, 0.10, 0.90) == pytest.approx((90 - 10) / (4.0 - 2.0))
+    assert s.steady(1000, 0.10, 0.90) is None  # never reached 90%
