@@ -10,8 +10,9 @@ Per setting it prints the mean colour bytes per image (JPEG: colour JPEG - grays
 the same quality; trivial: its whole byte string; codec: the whole `.cbc` file, header and CRC
 included), mean CIEDE2000 (per image, in Lab: original L + decoded ab against the original) and
 RGB PSNR (the same Lab to sRGB uint8, clipped), the convention of ../shared/data/README.md, and
-encode / decode seconds per megapixel (codec: including the model's
-hypotheses, which both sides compute; the model's share is printed apart). Then:
+encode / decode seconds per megapixel (codec: encode includes the model's hypotheses; decode
+includes them only for index-layer streams, since a gray-mode stream decodes without the model,
+plus the composition to sRGB (`reconstruct_rgb`); the model's share is printed apart). Then:
   reference  JPEG q25 ~ 2160 B at CIEDE2000 2.67 and trivial 32x/step 4 ~ 320 B at 3.64
              (../shared/data/README.md; PASS within 3% bytes and 0.05 CIEDE2000);
   target     the codec reaches JPEG q25's CIEDE2000 (2.67) at <= 540 B (a quarter of 2160,
@@ -79,6 +80,7 @@ class Row:
         self.method, self.setting = method, setting
         self.bytes, self.ciede, self.psnr, self.enc, self.dec, self.mp = [], [], [], [], [], []
         self.model_s: list[float] = []
+        self.indexed: list[bool] = []  # codec: the stream uses the index layer (needs the model)
         self.streams: list[bytes] = []
 
     def add(self, img, nbytes, ab, enc_s, dec_s):
@@ -151,11 +153,15 @@ def run_codec(images, label, hyps_fn, model_id, sha, qualities, cell, max_bytes)
             t = time.perf_counter()
             data = cc.encode(ab_true, hyps, model_id, sha, quality=q, cell=cell, max_bytes=mb)
             t1 = time.perf_counter()
-            ab = cc.decode(data, hyps)
+            needs = cc.needs_hypotheses(data)
+            ab = cc.decode(data, hyps if needs else None)
+            cc.reconstruct_rgb(img["lab"][..., 0], ab)  # the decoder writes sRGB: timed too
             t2 = time.perf_counter()
-            row.add(img, len(data), ab, t1 - t + model_s, t2 - t1 + model_s)
+            # a gray-mode stream decodes without the model: its decode time has no model share
+            row.add(img, len(data), ab, t1 - t + model_s, t2 - t1 + (model_s if needs else 0.0))
             row.model_s.append(model_s)
             row.streams.append(data)
+            row.indexed.append(needs)
     return list(rows.values())
 
 
@@ -205,7 +211,7 @@ def entropy_comparison(rows: list[Row]) -> list[str]:
         rc = zl = bz = xz = 0
         for data in row.streams:
             header, idx, q = cc.decode_layers(data)
-            raw = idx.astype(np.uint8).tobytes()
+            raw = b"" if idx is None else idx.astype(np.uint8).tobytes()
             if q is not None:
                 raw += np.clip(q, -128, 127).astype(np.int8).transpose(2, 0, 1).tobytes()
             rc += len(cc.bitstream.unpack(data)[1])
@@ -303,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     for r in codec_rows[:1] + synth_rows[:1]:
         print(f"{r.method}: model (hypotheses) {np.mean(r.model_s):.3f} s per image")
+    for r in codec_rows + synth_rows:
+        print(
+            f"{r.method} {r.setting}: index-layer mode in {sum(r.indexed)} of "
+            f"{len(r.indexed)} streams (the rest gray mode, decoded without the model)"
+        )
 
     ok = True
     by = {(s["method"], s["setting"]): s for s in summaries}

@@ -371,7 +371,16 @@ class PIC(Colorizer):
         The vertical stack runs once per row and the horizontal stack once per pixel, each on
         the window that can reach the current pixel, so a 64x64 grid takes seconds on a CPU.
         """
-        feats = features.float()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # thousands of tiny ops: extra threads only add overhead
+        try:
+            return self._generate(features.float(), temperature, method, seed)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _generate(
+        self, feats: torch.Tensor, temperature: float, method: str, seed: int | None
+    ) -> torch.Tensor:
         n, _, hgt, wid = feats.shape
         gen = None
         if method == "sample":

@@ -110,8 +110,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--decode",
         default=None,
-        choices=["annealed", "mean", "mode"],
-        help="classification decoding: annealed mean (T), mean (T=1) or mode "
+        choices=["annealed", "mean", "mode", "median"],
+        help="classification decoding: annealed mean (T), mean (T=1) or mode; median: "
+        "hypercolumn's chroma median at T=1 "
         "(default: the model's; mean for the official eccv16, annealed otherwise)",
     )
     p.add_argument(
@@ -442,7 +443,9 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
     settings = DecodeSettings(
         temperature=args.temperature if args.temperature is not None else mc["temperature"],
         method="sample" if samples else args.decode or mc["decode"],
-        strength=args.strength if args.strength is not None else mc["strength"],
+        strength=args.strength  # samples: full strength unless --strength says otherwise
+        if args.strength is not None
+        else (1.0 if samples else mc["strength"]),
         samples=samples,
         seed=getattr(args, "seed", 0),
     )

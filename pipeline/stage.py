@@ -1,9 +1,13 @@
 """`chromabeam stage`: a glob of photos -> Parquet training shards, colour priors, accounting.
 
 MatchFiles -> Reshuffle -> read + decode + filter + crop + Lab (transforms.staging) ->
-  shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows each)
+  shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows each; --space yuv:
+                          l / ab hold BT.601 YUV, recorded in each row and in priors.json)
   priors.json, prior_*.npy, rebalance_weights.npy, ab_bins.npy, priors.png
   stats.json, errors/*.parquet, filtered/*.parquet
+The rows (150 KB of pixel bytes each at --size 224) never cross a fusion break: the shard
+writer and the histogram's partial sums run in the worker that staged them, so only small
+values (outcome counts, histogram accumulators, shard paths) leave a worker.
 """
 
 from __future__ import annotations

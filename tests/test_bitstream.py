@@ -8,6 +8,7 @@ import pytest
 
 from transforms.bitstream import (
     MAGIC,
+    VERSION,
     BitstreamError,
     Header,
     check_model,
@@ -83,7 +84,8 @@ def test_bad_magic_wrong_version_trailing_bytes():
     data = pack(HEADER, PAYLOAD)
     assert _reason(b"\x89PNG" + data[4:]) == "bad magic"
     assert _reason(b"x") == "bad magic"
-    assert _reason(data[:4] + bytes([2]) + data[5:]) == "wrong version"
+    for version in (VERSION - 1, VERSION + 1):  # older streams are refused, not misread
+        assert _reason(data[:4] + bytes([version]) + data[5:]) == "wrong version"
     assert _reason(data + b"\0") == "trailing bytes"
 
 

@@ -140,3 +140,45 @@ def test_grid_layout():
     x = np.ones((37, 53, 2))
     assert np.array_equal(g.sums(x)[..., 0], g.counts())
     assert g.labels().max() == 11 and g.expand(np.zeros((3, 4))).shape == (37, 53)
+
+
+def test_gray_mode_decodes_without_the_model():
+    # hypotheses far from a near-gray truth: the gray base wins, and needs no hypotheses
+    ab = _truth(64, 80, seed=4) * np.float32(0.1)
+    bad = np.full((5, 8, 8, 2), 60.0, np.float32) * SHIFTS[:, None, None, :1].clip(-1, 1)
+    bad[0] = 80.0
+    data = cc.encode(ab, bad, "m", SHA, quality=40)
+    assert not cc.needs_hypotheses(data)
+    _, idx, q = cc.decode_layers(data)
+    assert idx is None and q is not None
+    assert np.array_equal(cc.decode(data, None), cc.decode(data, bad))
+    # exact hypotheses: the index layer wins, and decoding it without them is refused
+    colours = np.array([[-40, 10], [30, 50]], np.float32)
+    truth = GridLayout(32, 48, 16).expand(colours[np.array([[0, 1, 0], [1, 0, 1]])])
+    hyps = np.broadcast_to(colours[:, None, None], (2, 4, 4, 2)).astype(np.float32)
+    data = cc.encode(truth, hyps, "m", SHA, quality=0, cell=16)
+    assert cc.needs_hypotheses(data)
+    with pytest.raises(cc.CodecError, match="needs the model"):
+        cc.decode(data, None)
+
+
+def test_index_layer_has_a_gray_option():
+    # left half gray, right half one hypothesis' colour; the other hypothesis is far from both
+    colours = np.array([[50, 50], [-30, 20]], np.float32)
+    ab = np.zeros((32, 64, 2), np.float32)
+    ab[:, 32:] = colours[1]
+    hyps = np.broadcast_to(colours[:, None, None], (2, 4, 4, 2)).astype(np.float32)
+    data = cc.encode(ab, hyps, "m", SHA, quality=0, cell=16)
+    _, idx, _ = cc.decode_layers(data)
+    assert (idx[:, :2] == 2).all() and (idx[:, 2:] == 1).all()  # 2 = K = gray
+    assert np.array_equal(cc.decode(data, hyps), ab)
+
+
+def test_quality_ladder_is_monotone():
+    params = [cc.quality_params(q) for q in range(1, 101)]
+    cells = [p.refine_cell for p in params]
+    assert cells == sorted(cells, reverse=True)  # the grid only gets finer
+    for a, b in zip(params, params[1:], strict=False):
+        if a.refine_cell == b.refine_cell:
+            assert b.refine_step_q <= a.refine_step_q  # and, on one grid, the step finer
+    assert cc.quality_params(100).refine_step_q == 4  # 1 ab unit

@@ -1,12 +1,12 @@
 """The `.cbc` colour bitstream: a small header, the range-coded payload, a CRC32.
 
-Format version 1, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
+Format version 2, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
 high bit set on every byte but the last; at most 5 bytes):
 
 | offset | size | field |
 |---|---|---|
 | 0 | 4 | magic `43 42 43 1A` (`b"CBC\\x1a"`) |
-| 4 | 1 | format version, `01` |
+| 4 | 1 | format version, `02` (version 1 streams, whose payload had no mode bit, are refused) |
 | 5 | 1 | n = length of the model id (1..255) |
 | 6 | n | model id, ASCII (the registry name, e.g. `multihypothesis`) |
 | 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 |
@@ -21,7 +21,7 @@ high bit set on every byte but the last; at most 5 bytes):
 | ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
 | ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
 | ... | var | P = payload length in bytes |
-| ... | P | payload (transforms/colourcodec.py: one range-coder stream) |
+| ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is the mode, 0 = index layer over K hypotheses + gray, 1 = gray base, no index layer) |
 | end-4 | 4 | CRC-32 (zlib/PNG polynomial), big-endian, of every byte before it |
 
 Nothing follows the CRC. `unpack` checks, in this order: magic (a prefix of the magic is
@@ -39,7 +39,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"CBC\x1a"
-VERSION = 1
+VERSION = 2
 HASH_BYTES = 8
 LAYOUTS = {0: "grid"}
 _LAYOUT_CODES = {v: k for k, v in LAYOUTS.items()}

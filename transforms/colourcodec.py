@@ -5,7 +5,13 @@ Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hy
 1. the hypotheses are quantized to int8 (1 ab unit; `quantize_hypotheses`) and upsampled to
    (H, W) with integer bilinear taps (transforms/regions.upsample_fixed) to 1/16 ab units:
    the decoder does exactly the same with the same integers;
-2. index layer: per grid cell (`cell` px) the hypothesis index k minimising
+2. mode (the payload's first bit, raw): index layer, or gray base (ab = 0, no index layer,
+   and the decoder needs no model at all). The encoder codes both and keeps the one with the
+   lower SSE + lambda * bits, the index layer only when it wins by INDEX_MODE_MARGIN (it costs
+   the decoder a model run). Measured on 16 ImageNet samples with the shipped weights, every
+   single hypothesis is farther from the truth than gray (CIEDE2000 9.4..21.8 vs 9.0), so the
+   index layer pays mainly at low qualities;
+   index layer: per grid cell (`cell` px) the index k in 0..K (K = gray) minimising
    SSE_k + lambda * bits_k (squared ab error over the cell plus the rate of k under the adaptive
    model in its current state, context = the left and upper cells' indices), coded with a
    range coder (transforms/rangecoder.py), one adaptive frequency model per context;
@@ -17,15 +23,15 @@ Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hy
    (DPCM), whichever is smaller (one raw bit says which).
 The payload goes into a `.cbc` bitstream (transforms/bitstream.py) with the settings.
 
-Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 64 px cells
-for quality 1..25 with the step going from 8 to 1.5 ab units, 32 px for 26..50, 16 px for
-51..75, 8 px for 76..100 down to a step of 1) and lambda (0.12 * step^2 * refinement-cell
+Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 96 px cells
+for quality 1..12, then 64, 48, 32, 24, 16 and 8 px for 81..100, the step falling from 3..6 to
+1.25..2 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 * refinement-cell
 pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends indices only. `max_bytes`
 searches the highest quality whose bitstream fits (bisection), then coarser index cells at
 quality 0, else raises CodecError.
 
-Decoder (`decode`): parse and check the bitstream, quantize + upsample the hypotheses the same
-way, read indices and refinement values, add; all integer until the final float32 ab
+Decoder (`decode`): parse and check the bitstream, read the mode; in index mode quantize +
+upsample the hypotheses the same way and read the indices; read refinement values, add; all integer until the final float32 ab
 (= integer / 16, exact). The entropy-coder contexts depend only on decoded symbols, never on
 the hypotheses, so a model that drifts by a rounding step changes a few pixels but can never
 desynchronise the stream. No torch, no Beam.
@@ -59,11 +65,25 @@ DEAD_ZONE = 0.2  # rounding offset 0.5 - DEAD_ZONE on |residual| / step
 LAMBDA_PER_STEP2 = 0.12  # lambda = this * step^2 * refinement-cell pixels (SSE in ab^2 per bit)
 LAMBDA_Q0 = 16.0  # lambda per index bit, in ab^2 per cell pixel, when there is no refinement
 DEFAULT_CELL = 16
+MODE_INDEXED, MODE_GRAY = 0, 1  # the payload's first (raw) bit: index layer or gray base
+_MODES = (MODE_INDEXED, MODE_GRAY)  # the modes the encoder tries (rate-distortion choice)
+# the index layer makes the decoder run the model (~1 s per Kodak image on this CPU), so its
+# rate-distortion cost D + lambda R must beat the gray mode's by this fraction to be chosen
+INDEX_MODE_MARGIN = 0.05
 # quality 1..100 in segments: (last quality, refinement cell px, step at the segment's first
-# quality, step at its last) in ab units, the step geometric in between. Chosen on 12 ImageNet
-# samples with a zero hypothesis (the refinement layer alone): on a coarse grid, fine steps pay
-# more than coarse steps on a fine grid.
-QUALITY_SEGMENTS = ((25, 64, 8.0, 1.5), (50, 32, 6.0, 1.5), (75, 16, 5.0, 1.5), (100, 8, 4.0, 1.0))
+# quality, step at its last) in ab units, the step geometric in between. Chosen from a sweep of
+# (cell, step) pairs on 16 ImageNet samples (gray base, bench-like sizes): the segments follow
+# the lower convex hull of (bytes, CIEDE2000), and each segment ends before its bytes pass the
+# next segment's first point, so the mean rate rises with quality.
+QUALITY_SEGMENTS = (
+    (12, 96, 6.0, 2.0),
+    (24, 64, 4.0, 3.0),
+    (38, 48, 4.0, 1.5),
+    (50, 32, 3.0, 2.0),
+    (62, 24, 3.0, 1.5),
+    (80, 16, 3.0, 1.25),
+    (100, 8, 3.0, 1.0),
+)
 
 
 class CodecError(ValueError):
@@ -149,11 +169,12 @@ class _Analysis:
     def __init__(self, ab_true: np.ndarray, q_hyps: np.ndarray, cell: int):
         self.height, self.width = ab_true.shape[:2]
         self.k = q_hyps.shape[0]
+        self.options = self.k + 1  # the K hypotheses and gray (index K)
         self.hyp_height, self.hyp_width = q_hyps.shape[1:3]
         self.ab16 = np.asarray(ab_true, dtype=np.float32) * np.float32(UP_SCALE)  # 1/16 units
-        self.cols = _columns(q_hyps, self.width)
+        self.cols = _columns(_with_gray(q_hyps), self.width)
         self.err = []
-        for j in range(self.k):
+        for j in range(self.options):
             up = upsample_select(self.cols[j : j + 1], np.zeros((self.height, self.width), int))
             self.err.append(((self.ab16 - up) ** 2).sum(-1, dtype=np.float32))
         self.set_cell(cell)
@@ -178,12 +199,15 @@ class _Analysis:
         return self._bases[key]
 
 
+def _with_gray(q_hyps: np.ndarray) -> np.ndarray:
+    """The K quantized hypotheses plus an all-zero (gray) map as option K."""
+    return np.concatenate([q_hyps, np.zeros((1,) + q_hyps.shape[1:], q_hyps.dtype)])
+
+
 def _choose_indices(an: _Analysis, lam: float) -> np.ndarray:
     """Greedy rate-distortion choice in coding order, with the adaptive models' real costs."""
-    k, layout = an.k, an.layout
+    k, layout = an.options, an.layout
     idx = np.zeros((layout.rows, layout.cols), np.int16)
-    if k == 1:
-        return idx
     models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
     sse = an.sse
     for r in range(layout.rows):
@@ -198,8 +222,7 @@ def _choose_indices(an: _Analysis, lam: float) -> np.ndarray:
 
 
 def _code_indices(enc: RangeEncoder, idx: np.ndarray, k: int) -> None:
-    if k == 1:
-        return
+    """Indices in 0..k-1 (k = K + 1 options), adaptive model per (left, up) context."""
     models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
     rows, cols = idx.shape
     for r in range(rows):
@@ -209,8 +232,6 @@ def _code_indices(enc: RangeEncoder, idx: np.ndarray, k: int) -> None:
 
 def _decode_indices(dec: RangeDecoder, layout: GridLayout, k: int) -> np.ndarray:
     idx = np.zeros((layout.rows, layout.cols), np.int16)
-    if k == 1:
-        return idx
     models = [FrequencyModel(k) for _ in range((k + 1) ** 2)]
     for r in range(layout.rows):
         for c in range(layout.cols):
@@ -327,14 +348,32 @@ def _encode_once(
     """One bitstream at these settings; with `limit`, raises _TooLong early once the payload
     alone passes it."""
     limit = limit if limit is not None else 1 << 62
-    idx = an.indices(params.lam)
-    enc = RangeEncoder()
-    _code_indices(enc, idx, an.k)
-    if params.refine_cell:
-        base = an.base(idx)
-        _, q = _estimate_refinement(an, base, params)
-        _code_refinement(enc, q, limit)
-    payload = enc.finish()
+    trials = []
+    for mode in _MODES:
+        enc = RangeEncoder()
+        enc.encode_raw(mode, 1)
+        if mode == MODE_INDEXED:
+            idx = an.indices(params.lam)
+            _code_indices(enc, idx, an.options)
+            base = an.base(idx)
+        else:
+            base = np.zeros((an.height, an.width, 2), np.int32)
+        if params.refine_cell:
+            _, q = _estimate_refinement(an, base, params)
+            try:
+                _code_refinement(enc, q, limit)
+            except _TooLong:
+                continue
+            base = base + _refinement_field(q, params.refine_step_q, an.height, an.width)
+        payload = enc.finish()
+        sse = float(((an.ab16 - base) ** 2).sum(dtype=np.float64)) / (UP_SCALE * UP_SCALE)
+        cost = sse + params.lam * 8 * len(payload)
+        if mode == MODE_INDEXED:
+            cost *= 1.0 + INDEX_MODE_MARGIN
+        trials.append((cost, mode, payload))
+    if not trials:
+        raise _TooLong
+    payload = min(trials)[2]
     header = Header(
         model_id=model_id,
         weights_hash=whash,
@@ -419,41 +458,60 @@ def read_header(data: bytes, name: str = "<bitstream>") -> Header:
 
 def decode_layers(
     data: bytes, name: str = "<bitstream>"
-) -> tuple[Header, np.ndarray, np.ndarray | None]:
+) -> tuple[Header, np.ndarray | None, np.ndarray | None]:
     """The coded symbols of a bitstream, no hypotheses needed: (header, indices (rows, cols)
-    int16, refinement values (rows, cols, 2) int32 or None). For inspection and benchmarks."""
+    int16 in 0..K (K = gray) or None in gray mode, refinement values (rows, cols, 2) int32 or
+    None). For inspection and benchmarks."""
     header, payload = bitstream.unpack(data, name)
     dec = RangeDecoder(payload)
-    idx = _decode_indices(dec, GridLayout(header.height, header.width, header.cell), header.k)
+    idx = None
+    if dec.decode_raw(1) == MODE_INDEXED:
+        layout = GridLayout(header.height, header.width, header.cell)
+        idx = _decode_indices(dec, layout, header.k + 1)
     q = None
     if header.refine_cell:
         q = _decode_refinement(dec, GridLayout(header.height, header.width, header.refine_cell))
     return header, idx, q
 
 
+def needs_hypotheses(data: bytes, name: str = "<bitstream>") -> bool:
+    """Whether decoding this bitstream needs the model's hypotheses (index-layer mode); a
+    gray-mode stream decodes from the bitstream alone, so a decoder can skip the model."""
+    _, payload = bitstream.unpack(data, name)
+    return RangeDecoder(payload).decode_raw(1) == MODE_INDEXED
+
+
 def decode(
     data: bytes,
-    hyps: np.ndarray,
+    hyps: np.ndarray | None,
     name: str = "<bitstream>",
     model_id: str | None = None,
     weights_sha256: str | bytes | None = None,
 ) -> np.ndarray:
     """Bitstream + the model's hypotheses for the same L -> ab (H, W, 2) float32.
 
-    Raises bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a
-    model id / weights hash that differ from the header's, and CodecError when the
-    hypotheses do not have the header's shape.
+    `hyps` may be None for a gray-mode stream (`needs_hypotheses` is False). Raises
+    bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a model id /
+    weights hash that differ from the header's, and CodecError when the hypotheses are missing
+    or do not have the header's shape.
     """
     header, payload = bitstream.unpack(data, name, model_id, weights_sha256)
-    q_hyps = quantize_hypotheses(hyps)
     expected = (header.k, header.hyp_height, header.hyp_width, 2)
-    if q_hyps.shape != expected:
-        raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
+    q_hyps = None
+    if hyps is not None:
+        q_hyps = quantize_hypotheses(hyps)
+        if q_hyps.shape != expected:
+            raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
     h, w = header.height, header.width
     layout = GridLayout(h, w, header.cell)
     dec = RangeDecoder(payload)
-    idx = _decode_indices(dec, layout, header.k)
-    base = _base_from(_columns(q_hyps, w), idx, layout)
+    if dec.decode_raw(1) == MODE_INDEXED:
+        if q_hyps is None:
+            raise CodecError(f"{name}: this bitstream needs the model's hypotheses")
+        idx = _decode_indices(dec, layout, header.k + 1)
+        base = _base_from(_columns(_with_gray(q_hyps), w), idx, layout)
+    else:
+        base = np.zeros((h, w, 2), np.int32)
     if header.refine_cell:
         grid = GridLayout(h, w, header.refine_cell)
         q = _decode_refinement(dec, grid)
