@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -185,6 +186,7 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         hypotheses: bool = False,
         large_model: bool = False,
         model_copies: int | None = None,
+        per_image: bool = False,
     ):
         super().__init__(
             min_batch_size=min_batch_size,
@@ -193,6 +195,7 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
             model_copies=model_copies,
         )
         self.hypotheses = hypotheses
+        self.per_image = per_image  # one forward pass per image: results never depend on batching
         self.model_name, self.weights, self.device_name = model, weights, device
         self.settings, self.with_probs, self.threads = settings, with_probs, threads
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
@@ -216,10 +219,13 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
             else:
                 hyps = predict_hypotheses(model, l_batch)
             return [PredictionResult(x, y) for x, y in zip(batch, hyps, strict=True)]
-        if shared:
-            ab, probs = model.predict(np.stack(batch), self.settings, self.with_probs)
+        run = model.predict if shared else partial(predict, model)
+        if self.per_image:  # a conv's float result can depend on the batch it is computed in
+            parts = [run(x[None], self.settings, self.with_probs) for x in batch]
+            ab = np.concatenate([a for a, _ in parts])
+            probs = None if parts[0][1] is None else np.concatenate([p for _, p in parts])
         else:
-            ab, probs = predict(model, np.stack(batch), self.settings, self.with_probs)
+            ab, probs = run(np.stack(batch), self.settings, self.with_probs)
         if probs is None:
             return [PredictionResult(x, y) for x, y in zip(batch, ab, strict=True)]
         return [PredictionResult(x, (y, p)) for x, y, p in zip(batch, ab, probs, strict=True)]

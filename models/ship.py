@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--render-size", type=int, default=None, help="inference input side")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T")
     p.add_argument("--strength", type=float, default=None, help="factor on predicted ab")
+    p.add_argument("--decode", default=None, help="default decode method stored in the config")
     p.add_argument("--eval", default=None, help="an `evaluate` output to add to the card")
     p.add_argument("--notes", type=Path, default=None, help="Markdown to add to the card")
     args = p.parse_args(argv)
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         render_size=args.render_size,
         temperature=args.temperature,
         strength=args.strength,
+        decode=args.decode,
     )
 
 

@@ -403,6 +403,7 @@ def build(
                 max_batch_size=args.batch_size,
                 with_probs=True,
                 threads=threads,
+                per_image=True,  # reproducible metrics: independent of how images are batched
             )
         )
         likely = has_likelihood(spec.name)  # pic: scores the true ab itself (bits per dim)

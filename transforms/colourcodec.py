@@ -24,8 +24,8 @@ Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hy
 The payload goes into a `.cbc` bitstream (transforms/bitstream.py) with the settings.
 
 Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 96 px cells
-for quality 1..12, then 64, 48, 32, 24, 16 and 8 px for 81..100, the step falling from 3..6 to
-1.25..2 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 * refinement-cell
+for quality 1..12, then 64, 48, 32, 24, 20, 14, 10 and 8 px for 93..100, the step falling from
+2.5..6 to 1.25..3 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 * refinement-cell
 pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends indices only. `max_bytes`
 searches the highest quality whose bitstream fits (bisection), then coarser index cells at
 quality 0, else raises CodecError.
@@ -61,7 +61,7 @@ HYP_STEP = 1.0  # ab units per int8 level of a quantized hypothesis
 UP_BITS = 4  # upsampled maps are in 1/16 ab units
 UP_SCALE = 1 << UP_BITS
 REFINE_PASSES = 3  # back-projection passes of the refinement estimate
-DEAD_ZONE = 0.2  # rounding offset 0.5 - DEAD_ZONE on |residual| / step
+DEAD_ZONE = 0.1  # rounding offset 0.5 - DEAD_ZONE on |residual| / step
 LAMBDA_PER_STEP2 = 0.12  # lambda = this * step^2 * refinement-cell pixels (SSE in ab^2 per bit)
 LAMBDA_Q0 = 16.0  # lambda per index bit, in ab^2 per cell pixel, when there is no refinement
 DEFAULT_CELL = 16
@@ -78,11 +78,13 @@ INDEX_MODE_MARGIN = 0.05
 QUALITY_SEGMENTS = (
     (12, 96, 6.0, 2.0),
     (24, 64, 4.0, 3.0),
-    (38, 48, 4.0, 1.5),
-    (50, 32, 3.0, 2.0),
-    (62, 24, 3.0, 1.5),
-    (80, 16, 3.0, 1.25),
-    (100, 8, 3.0, 1.0),
+    (36, 48, 4.0, 1.5),
+    (46, 32, 3.0, 2.0),
+    (56, 24, 3.0, 2.0),
+    (68, 20, 3.0, 1.25),
+    (80, 14, 2.5, 1.25),
+    (92, 10, 2.5, 1.25),
+    (100, 8, 2.5, 1.0),
 )
 
 
@@ -294,13 +296,14 @@ def _zero_contexts(q: np.ndarray) -> np.ndarray:
 
 
 def _code_values(enc: RangeEncoder, q: np.ndarray, values: np.ndarray, limit: int) -> None:
-    coders = [SignedIntCoder(3), SignedIntCoder(3)]
+    coders = [SignedIntCoder(3), SignedIntCoder(6)]
     ctx = _zero_contexts(q).tolist()
     vals = values.tolist()
     for r, row in enumerate(vals):
         for c, pair in enumerate(row):
             coders[0].encode(enc, pair[0], ctx[r][c][0])
-            coders[1].encode(enc, pair[1], ctx[r][c][1])
+            # b's zero flag also sees whether a at the same place was coded as non-zero
+            coders[1].encode(enc, pair[1], ctx[r][c][1] + 3 * (pair[0] != 0))
         if len(enc.out) > limit:
             raise _TooLong
 
@@ -326,13 +329,15 @@ def _code_refinement(enc: RangeEncoder, q: np.ndarray, limit: int) -> None:
 
 def _decode_refinement(dec: RangeDecoder, grid: GridLayout) -> np.ndarray:
     dpcm = dec.decode_raw(1)
-    coders = [SignedIntCoder(3), SignedIntCoder(3)]
+    coders = [SignedIntCoder(3), SignedIntCoder(6)]
     q = np.zeros((grid.rows, grid.cols, 2), np.int32)
     for r in range(grid.rows):
         for c in range(grid.cols):
+            coded_a = 0
             for ch in range(2):
                 plane = q[..., ch]
-                v = coders[ch].decode(dec, _zero_context(plane, r, c))
+                v = coders[ch].decode(dec, _zero_context(plane, r, c) + 3 * coded_a)
+                coded_a = int(v != 0)
                 plane[r, c] = v + (_prediction(plane, r, c) if dpcm else 0)
     return q
 
