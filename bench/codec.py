@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--model", default="multihypothesis")
     p.add_argument("--weights", default=None, help="multihypothesis checkpoint (default: shipped)")
-    p.add_argument("--qualities", default="0,10,20,30,40,50,60,70,80,90")
+    p.add_argument("--qualities", default="0,6,12,20,28,35,42,50,56,64,70,78,84,92,100")
     p.add_argument("--cell", type=int, default=cc.DEFAULT_CELL)
     p.add_argument("--max-bytes", type=int, default=int(TARGET_BYTES))
     p.add_argument("--jpeg", default="5,10,15,20,25,35,50,75,90")

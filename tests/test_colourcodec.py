@@ -182,3 +182,14 @@ def test_quality_ladder_is_monotone():
         if a.refine_cell == b.refine_cell:
             assert b.refine_step_q <= a.refine_step_q  # and, on one grid, the step finer
     assert cc.quality_params(100).refine_step_q == 4  # 1 ab unit
+
+
+def test_refinement_values_sit_at_their_cell_centres():
+    # 25 x 37 px in 5 px cells: the last column of cells is cut to 2 px; the field must still
+    # put each value at its cell's centre (not stretch the grid over the image)
+    rng = np.random.default_rng(5)
+    q = rng.integers(-6, 7, (5, 8, 2))
+    field = cc._refinement_field(q, 4, 25, 37, 5)
+    assert field.shape == (25, 37, 2)
+    centres = field[2::5, 2::5]  # pixel 5j + 2 is cell j's centre (cell 7 has no centre here)
+    assert np.array_equal(centres, q[:, :7] * 4 * cc.UP_SCALE // 4)

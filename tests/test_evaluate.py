@@ -407,3 +407,30 @@ def test_score_in_bands_equals_the_whole_image(setup):
         assert banded[m] == pytest.approx(direct[m], rel=1e-6, abs=1e-9), m
     assert banded["bits_per_dim"] == pytest.approx(evaluate.bits_per_dim(probs, lab[..., 1:]))
     np.testing.assert_allclose(banded["cmf"], one["cmf"], atol=1e-12)
+
+
+def _without_run_clock(summary: dict) -> dict:
+    meta = {k: v for k, v in summary["meta"].items() if k not in ("date", "seconds")}
+    return {**summary, "meta": meta}
+
+
+def test_two_runs_give_the_same_summary_and_tables(setup, full_run, tmp_path):
+    """Same inputs and options -> the same summary.json (but the run's date and duration) and
+    the same metrics rows, though this run batches and schedules the images differently."""
+    out = tmp_path / "again"
+    args = _args(
+        setup, out, "--size", "full", "--model", f"regression,weights={setup['reg']},label=reg",
+        "--batch-size", "3",
+    )  # fmt: skip
+    evaluate.run(args, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
+    first = json.loads((full_run[0] / "summary.json").read_text())
+    second = json.loads((out / "summary.json").read_text())
+    assert _without_run_clock(second) == _without_run_clock(first)
+
+    def rows(folder: Path) -> list[str]:  # as JSON text, so NaN equals NaN
+        return sorted(json.dumps(r, sort_keys=True) for r in _rows(folder))
+
+    assert rows(out) == rows(full_run[0])
+    report = [(d / "report.md").read_text().splitlines() for d in (full_run[0], out)]
+    differing = [a for a, b in zip(*report, strict=True) if a != b]
+    assert all("UTC" in line or "seconds" in line.lower() for line in differing), differing

@@ -21,7 +21,8 @@ high bit set on every byte but the last; at most 5 bytes):
 | ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
 | ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
 | ... | var | P = payload length in bytes |
-| ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is the mode, 0 = index layer over K hypotheses + gray, 1 = gray base, no index layer) |
+| ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is |
+| | | the mode: 0 = index layer over the K hypotheses + gray, 1 = gray base, no index layer) |
 | end-4 | 4 | CRC-32 (zlib/PNG polynomial), big-endian, of every byte before it |
 
 Nothing follows the CRC. `unpack` checks, in this order: magic (a prefix of the magic is

@@ -24,17 +24,18 @@ Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hy
 The payload goes into a `.cbc` bitstream (transforms/bitstream.py) with the settings.
 
 Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 96 px cells
-for quality 1..12, then 64, 48, 32, 24, 20, 14, 10 and 8 px for 93..100, the step falling from
-2.5..6 to 1.25..3 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 * refinement-cell
-pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends indices only. `max_bytes`
+for quality 1..12, then 48, 32, 24, 16, 12 and 8 px for 85..100, the step falling from 4 (6
+at first) to 1.5..2.5 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 *
+refinement-cell pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends no refinement
+layer (indices only, or gray). `max_bytes`
 searches the highest quality whose bitstream fits (bisection), then coarser index cells at
 quality 0, else raises CodecError.
 
 Decoder (`decode`): parse and check the bitstream, read the mode; in index mode quantize +
-upsample the hypotheses the same way and read the indices; read refinement values, add; all integer until the final float32 ab
-(= integer / 16, exact). The entropy-coder contexts depend only on decoded symbols, never on
-the hypotheses, so a model that drifts by a rounding step changes a few pixels but can never
-desynchronise the stream. No torch, no Beam.
+upsample the hypotheses the same way and read the indices; read refinement values, add; all
+integer until the final float32 ab (= integer / 16, exact). The entropy-coder contexts depend
+only on decoded symbols, never on the hypotheses, so a model that drifts by a rounding step
+changes a few pixels but can never desynchronise the stream. No torch, no Beam.
 """
 
 from __future__ import annotations
@@ -76,15 +77,13 @@ INDEX_MODE_MARGIN = 0.05
 # the lower convex hull of (bytes, CIEDE2000), and each segment ends before its bytes pass the
 # next segment's first point, so the mean rate rises with quality.
 QUALITY_SEGMENTS = (
-    (12, 96, 6.0, 2.0),
-    (24, 64, 4.0, 3.0),
-    (36, 48, 4.0, 1.5),
-    (46, 32, 3.0, 2.0),
-    (56, 24, 3.0, 2.0),
-    (68, 20, 3.0, 1.25),
-    (80, 14, 2.5, 1.25),
-    (92, 10, 2.5, 1.25),
-    (100, 8, 2.5, 1.0),
+    (12, 96, 6.0, 2.5),
+    (28, 48, 4.0, 2.5),
+    (42, 32, 4.0, 2.0),
+    (56, 24, 4.0, 1.5),
+    (70, 16, 4.0, 2.0),
+    (84, 12, 4.0, 1.5),
+    (100, 8, 4.0, 1.0),
 )
 
 
@@ -246,9 +245,13 @@ def _base_from(cols: np.ndarray, idx: np.ndarray, layout: GridLayout) -> np.ndar
     return upsample_select(cols, layout.expand(idx), out_bits=UP_BITS)
 
 
-def _refinement_field(q: np.ndarray, step_q: int, height: int, width: int) -> np.ndarray:
-    """Refinement values (rows, cols, 2) int -> per-pixel int32 in 1/16 ab units."""
-    return upsample_fixed(q.astype(np.int32) * step_q, height, width, out_bits=UP_BITS - 2)
+def _refinement_field(q: np.ndarray, step_q: int, height: int, width: int, cell: int) -> np.ndarray:
+    """Refinement values (rows, cols, 2) int -> per-pixel int32 in 1/16 ab units. Each value
+    sits at its cell's centre: the grid is interpolated over the padded rows*cell x
+    cols*cell area (where cells tile exactly), then cut to the image."""
+    rows, cols = q.shape[:2]
+    full = upsample_fixed(q.astype(np.int32) * step_q, rows * cell, cols * cell, UP_BITS - 2)
+    return full[:height, :width]
 
 
 def _estimate_refinement(
@@ -262,7 +265,7 @@ def _estimate_refinement(
     q = np.zeros(target.shape, np.int32)
     for _ in range(REFINE_PASSES):
         q = (np.sign(estimate) * np.floor(np.abs(estimate) + 0.5 - DEAD_ZONE)).astype(np.int32)
-        field = _refinement_field(q, params.refine_step_q, an.height, an.width)
+        field = _refinement_field(q, params.refine_step_q, an.height, an.width, grid.cell)
         miss = grid.means(residual - field) / step16
         estimate = q + miss
     return grid, q
@@ -369,7 +372,10 @@ def _encode_once(
                 _code_refinement(enc, q, limit)
             except _TooLong:
                 continue
-            base = base + _refinement_field(q, params.refine_step_q, an.height, an.width)
+            field = _refinement_field(
+                q, params.refine_step_q, an.height, an.width, params.refine_cell
+            )
+            base = base + field
         payload = enc.finish()
         sse = float(((an.ab16 - base) ** 2).sum(dtype=np.float64)) / (UP_SCALE * UP_SCALE)
         cost = sse + params.lam * 8 * len(payload)
@@ -520,7 +526,7 @@ def decode(
     if header.refine_cell:
         grid = GridLayout(h, w, header.refine_cell)
         q = _decode_refinement(dec, grid)
-        base += _refinement_field(q, header.refine_step_q, h, w)
+        base += _refinement_field(q, header.refine_step_q, h, w, header.refine_cell)
     return (base.astype(np.float32) / np.float32(UP_SCALE)).astype(np.float32)
 
 

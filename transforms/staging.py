@@ -189,5 +189,12 @@ def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None
     uri = join(out_dir, f"{prefix}-{digest}.parquet")
     table = shard_table(rows)
     with atomic_write(uri) as f:
-        pq.write_table(table, f, compression="zstd", compression_level=SHARD_ZSTD_LEVEL)
+        pq.write_table(
+            table,
+            f,
+            compression="zstd",
+            compression_level=SHARD_ZSTD_LEVEL,
+            # no dictionary for the unique pixel bytes / histograms (tried, never used)
+            use_dictionary=[c for c in table.column_names if c not in ("l", "ab", "hist")],
+        )
     return uri
