@@ -26,7 +26,7 @@ from functools import partial
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import KeyedModelHandler
 
 from models.infer import ColorizerHandler, DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
@@ -40,7 +40,7 @@ from pipeline.common import (
     WriteAccounting,
     WriteRowBatches,
     accounting_inputs,
-    dead_letter_rows,
+    infer_and_finish,
     safe_apply,
 )
 from pipeline.locking import output_lock
@@ -507,22 +507,15 @@ def build(
             model_copies=getattr(args, "model_copies", None),
         )
     )
-    predictions, dlq = (
-        prep.rows
-        | "Key" >> beam.Map(lambda it: (it, it["l_render"]))
-        | "Infer" >> RunInference(handler).with_exception_handling()
-    )
-    done = safe_apply(
-        predictions,
-        lambda kv: finish_and_mark(kv[0], kv[1].inference, cfg),
+    done, model_errors = infer_and_finish(
+        prep.rows,
+        handler,
+        partial(finish_and_mark, cfg=cfg),
         JOB,
         "Finish",
-        stage="write",
-        read=False,
-        success=schema.COLORIZED,
-        uri_of=lambda kv: kv[0]["uri"],
+        "write",
+        schema.COLORIZED,
     )
-    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
     # results/ is rebuilt every run: this run's rows + the rows of the resumed outputs
     flat = done.rows | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
     rows = (flat, split[RESUMED]) | "AllRows" >> beam.Flatten()

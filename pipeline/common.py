@@ -133,6 +133,32 @@ def safe_apply(pcoll, fn, job: str, label: str, **kwargs):
     )
 
 
+def infer_and_finish(prep_rows, handler, finish: Callable, job: str, label: str, stage: str,
+                     success: str):  # fmt: skip
+    """Prepared items (dicts with "uri" and "l_render") -> RunInference with a keyed handler ->
+    `finish(item, inference)` under SafeApply. Returns (the finish step's outputs, the error
+    rows of batches the model failed on): the graph colorize, encode and decode share."""
+    from apache_beam.ml.inference.base import RunInference
+
+    predictions, dlq = (
+        prep_rows
+        | "Key" >> beam.Map(lambda it: (it, it["l_render"]))
+        | "Infer" >> RunInference(handler).with_exception_handling()
+    )
+    done = safe_apply(
+        predictions,
+        lambda kv: finish(kv[0], kv[1].inference),
+        job,
+        label,
+        stage=stage,
+        read=False,
+        success=success,
+        uri_of=lambda kv: kv[0]["uri"],
+    )
+    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
+    return done, model_errors
+
+
 def accounting_inputs(*outputs, extra_errors=()) -> dict:
     """The tagged outputs of one or more SafeApply steps (plus extra error-row PCollections),
     flattened per tag, as the dict WriteAccounting takes."""

@@ -27,10 +27,11 @@ import logging
 import posixpath
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import KeyedModelHandler
 
 from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
 from models.registry import describe, load_model
@@ -42,7 +43,7 @@ from pipeline.common import (
     WriteAccounting,
     WriteRowBatches,
     accounting_inputs,
-    dead_letter_rows,
+    infer_and_finish,
     safe_apply,
 )
 from pipeline.locking import output_lock
@@ -311,22 +312,9 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
             hypotheses=True,
         )
     )
-    predictions, dlq = (
-        prep.rows
-        | "Key" >> beam.Map(lambda it: (it, it["l_render"]))
-        | "Infer" >> RunInference(handler).with_exception_handling()
+    done, model_errors = infer_and_finish(
+        prep.rows, handler, partial(finish, cfg=cfg), JOB, "Code", "code", schema.ENCODED
     )
-    done = safe_apply(
-        predictions,
-        lambda kv: finish(kv[0], kv[1].inference, cfg),
-        JOB,
-        "Code",
-        stage="code",
-        read=False,
-        success=schema.ENCODED,
-        uri_of=lambda kv: kv[0]["uri"],
-    )
-    model_errors = dlq.failed_inferences | "ModelErrors" >> beam.FlatMap(dead_letter_rows, "model")
     _ = done.rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.ENCODE_SCHEMA, 10000
     )
