@@ -187,7 +187,7 @@ def test_soft_encode_off_lattice_is_near_the_true_neighbours():
     true = np.sort(d, axis=1)[:, :k]
     assert (chosen - true).max() <= np.sqrt(2.0) + 1e-4
     # the weights follow the true distances of the chosen bins
-    g = np.exp(-np.take_along_axis(d, idx, axis=1) ** 2 / 50.0)
+    g = np.exp(-(np.take_along_axis(d, idx, axis=1) ** 2) / 50.0)
     np.testing.assert_allclose(w, g / g.sum(-1, keepdims=True), atol=1e-5)
 
 
