@@ -83,8 +83,10 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per job."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per job. With `only` (the job on the command
+    line) just that job's module is imported and given its options: importing every job (Beam,
+    torch, matplotlib) would cost seconds a single-image `colorize -o` does not need."""
     parser = Parser(
         prog="chromabeam",
         description="Batch colorization of photo archives on Apache Beam + PyTorch. Options a "
@@ -102,10 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[common],
             formatter_class=HelpFormatter,
         )
+        if only is not None and name != only:
+            continue
         mod = importlib.import_module(module)
         mod.add_arguments(sp)
         sp.set_defaults(func=mod.run)
     return parser
+
+
+def job_named(argv: list[str]) -> str | None:
+    """The job a command line names (its first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in JOBS else None
 
 
 def setup_logging(level: str = "INFO", verbose: bool = False, debug: bool = False) -> None:
@@ -150,8 +160,9 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (0, 1, 2 or 130)."""
     console = argv is None
-    parser = build_parser()
-    args, rest = parser.parse_known_args(sys.argv[1:] if console else argv)
+    argv = sys.argv[1:] if console else argv
+    parser = build_parser(job_named(argv))
+    args, rest = parser.parse_known_args(argv)
     job_parser = _job_parser(parser, args.job)
     setup_logging(args.log_level, args.verbose, args.debug)
     details = args.verbose or args.debug

@@ -146,7 +146,7 @@ def test_unknown_double_dash_options_reach_the_job(monkeypatch):
         seen["args"], seen["rest"] = args, rest
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda *_: parser)
     sub = next(a for a in parser._actions if a.dest == "job")
     sub.choices["colorize"].set_defaults(func=fake_run)
     assert (
@@ -364,7 +364,7 @@ def test_single_image_mode_bad_input(content, reason, tmp_path, capsys, tiny_ckp
 
 def _patched_job(monkeypatch, job: str, fn):
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda *_: parser)
     cli._job_parser(parser, job).set_defaults(func=fn)
 
 
@@ -472,3 +472,15 @@ def test_train_needs_a_stage_output(tmp_path, capsys):
         2,
         "train runs without Beam: unrecognised --runner=DirectRunner",
     )
+
+
+def test_only_the_named_job_is_imported_and_given_options():
+    assert cli.job_named(["colorize", "a.jpg", "-o", "b.png"]) == "colorize"
+    assert cli.job_named(["--help"]) is None and cli.job_named(["colourise", "x"]) is None
+    parser = cli.build_parser("stage")
+    assert "--size" in {
+        s for a in cli._job_parser(parser, "stage")._actions for s in a.option_strings
+    }
+    assert {s for a in cli._job_parser(parser, "colorize")._actions for s in a.option_strings} <= {
+        "-h", "--help", "--log-level", "-v", "--verbose", "--debug",
+    }  # fmt: skip
