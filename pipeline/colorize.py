@@ -41,23 +41,21 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
+    run_file_job,
     safe_apply,
 )
-from pipeline.locking import output_lock
-from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from pipeline.options import make_pipeline_options, threads_per_worker
 from transforms import naming, schema
 from transforms.colour import chroma, rgb_to_lab
 from transforms.compose import EXTENSIONS, luminance, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import (
-    clear_dirs,
     exists,
     file_size,
     is_dir,
     join,
     read_bytes,
     read_json,
-    remove_partials,
     write_bytes,
     write_json,
 )
@@ -599,15 +597,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         cfg.settings.temperature,
     )
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with output_lock(output, JOB):
-        remove_partials(output)  # temporary files of a killed run
-        # The tables and stats.json are rebuilt every run (with --skip-existing from this
-        # run's rows plus the resumed outputs' markers); no stats.json = an unfinished run.
-        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
-        with progress.report(JOB, total, enabled=is_local(options)):
-            with beam.Pipeline(options=options) as p:
-                build(p, cfg, inputs, args, threads_per_worker(options))
-        if not total:  # --allow-empty: an empty results table, so readers always find one
-            checks.write_empty_table(join(output, "results"), schema.COLORIZE_SCHEMA)
-    log_counters(p.result, JOB)
+    threads = threads_per_worker(options)
+    run_file_job(
+        JOB, output, options, total,
+        lambda p: build(p, cfg, inputs, args, threads), schema.COLORIZE_SCHEMA,
+    )  # fmt: skip
     log.info("colorized into %s", output)

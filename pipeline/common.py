@@ -159,6 +159,27 @@ def infer_and_finish(prep_rows, handler, finish: Callable, job: str, label: str,
     return done, model_errors
 
 
+def run_file_job(job: str, output: str, options, total: int, build: Callable, results_schema):
+    """Run a per-file job (colorize, encode, decode) into `output` under its lock: temporary
+    files of a killed run removed, the tables and stats.json rebuilt (no stats.json = an
+    unfinished run), a progress line on local runners, `build(pipeline)` adds the graph; with
+    no input (--allow-empty) an empty results table, so readers always find one."""
+    from pipeline import checks, progress
+    from pipeline.locking import output_lock
+    from pipeline.options import is_local, log_counters
+    from transforms.fileio import clear_dirs, remove_partials
+
+    with output_lock(output, job):
+        remove_partials(output)
+        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
+        with progress.report(job, total, enabled=is_local(options)):
+            with beam.Pipeline(options=options) as p:
+                build(p)
+        if not total:
+            checks.write_empty_table(join(output, "results"), results_schema)
+    log_counters(p.result, job)
+
+
 def accounting_inputs(*outputs, extra_errors=()) -> dict:
     """The tagged outputs of one or more SafeApply steps (plus extra error-row PCollections),
     flattened per tag, as the dict WriteAccounting takes."""

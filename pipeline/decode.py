@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler
 
@@ -43,6 +42,7 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
+    run_file_job,
     safe_apply,
 )
 from pipeline.encode import (
@@ -53,13 +53,12 @@ from pipeline.encode import (
     input_bases,
     one_line,
 )
-from pipeline.locking import output_lock
-from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from pipeline.options import make_pipeline_options, threads_per_worker
 from transforms import colourcodec, schema
 from transforms.bitstream import BitstreamError, check_model
 from transforms.compose import EXTENSIONS, render_l, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError
-from transforms.fileio import clear_dirs, exists, is_dir, join, read_bytes, remove_partials
+from transforms.fileio import exists, is_dir, join, read_bytes
 from transforms.luminance import decode_luminance, luminance_candidates
 from transforms.staging import uri_key
 
@@ -324,14 +323,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     checks.check_output_dir(output)  # makes the folder: the last check
     cfg = config_from_args(args, output)
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with output_lock(output, JOB):
-        remove_partials(output)  # temporary files of a killed run
-        # tables and stats.json are rebuilt every run; no stats.json = an unfinished run
-        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
-        with progress.report(JOB, total, enabled=is_local(options)):
-            with beam.Pipeline(options=options) as p:
-                build(p, cfg, inputs, args, threads_per_worker(options))
-        if not total:  # --allow-empty: an empty results table, so readers always find one
-            checks.write_empty_table(join(output, "results"), schema.DECODE_SCHEMA)
-    log_counters(p.result, JOB)
+    threads = threads_per_worker(options)
+    run_file_job(
+        JOB, output, options, total,
+        lambda p: build(p, cfg, inputs, args, threads), schema.DECODE_SCHEMA,
+    )  # fmt: skip
     log.info("decoded into %s", output)

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler
 
@@ -44,21 +43,19 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
+    run_file_job,
     safe_apply,
 )
-from pipeline.locking import output_lock
-from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from pipeline.options import make_pipeline_options, threads_per_worker
 from transforms import colourcodec, schema
 from transforms.colour import rgb_to_lab
 from transforms.compose import render_l
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import (
-    clear_dirs,
     exists,
     is_dir,
     join,
     read_bytes,
-    remove_partials,
     write_bytes,
 )
 from transforms.luminance import FORMATS, SUFFIX, decode_luminance, encode_luminance
@@ -381,14 +378,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     cfg = config_from_args(args, output)
     log.info("model %s (%s), render size %d", cfg.model, cfg.weights, cfg.render_size)
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
-    with output_lock(output, JOB):
-        remove_partials(output)  # temporary files of a killed run
-        # tables and stats.json are rebuilt every run; no stats.json = an unfinished run
-        clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
-        with progress.report(JOB, total, enabled=is_local(options)):
-            with beam.Pipeline(options=options) as p:
-                build(p, cfg, inputs, args, threads_per_worker(options))
-        if not total:  # --allow-empty: an empty results table, so readers always find one
-            checks.write_empty_table(join(output, "results"), schema.ENCODE_SCHEMA)
-    log_counters(p.result, JOB)
+    threads = threads_per_worker(options)
+    run_file_job(
+        JOB, output, options, total,
+        lambda p: build(p, cfg, inputs, args, threads), schema.ENCODE_SCHEMA,
+    )  # fmt: skip
     log.info("encoded into %s", output)
