@@ -139,7 +139,11 @@ def synthetic_hypotheses(img: dict) -> np.ndarray:
     return np.stack([small + s for s in SYNTHETIC_SHIFTS])
 
 
-def run_codec(images, label, hyps_fn, model_id, sha, qualities, cell, max_bytes) -> list[Row]:
+def run_codec(
+    images, label, hyps_fn, model_id, sha, qualities, cell, max_bytes, guided=True
+) -> list[Row]:
+    """Codec rows; `guided`: the refinement layer follows the luminance (the default of
+    `encode`), else bilinear (format filter 0, the ablation)."""
     rows = {q: Row(label, f"q{q}") for q in qualities}
     if max_bytes:
         rows["max"] = Row(label, f"max_bytes={max_bytes}")
@@ -148,13 +152,16 @@ def run_codec(images, label, hyps_fn, model_id, sha, qualities, cell, max_bytes)
         t = time.perf_counter()
         hyps = hyps_fn(img)
         model_s = time.perf_counter() - t
+        guide = cc.guide_from_l(img["lab"][..., 0]) if guided else None
         for key, row in rows.items():
             q, mb = (100, max_bytes) if key == "max" else (key, None)
             t = time.perf_counter()
-            data = cc.encode(ab_true, hyps, model_id, sha, quality=q, cell=cell, max_bytes=mb)
+            data = cc.encode(
+                ab_true, hyps, model_id, sha, quality=q, cell=cell, max_bytes=mb, guide=guide
+            )
             t1 = time.perf_counter()
             needs = cc.needs_hypotheses(data)
-            ab = cc.decode(data, hyps if needs else None)
+            ab = cc.decode(data, hyps if needs else None, guide=guide)
             cc.reconstruct_rgb(img["lab"][..., 0], ab)  # the decoder writes sRGB: timed too
             t2 = time.perf_counter()
             # a gray-mode stream decodes without the model: its decode time has no model share
@@ -262,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jpeg", default="5,10,15,20,25,35,50,75,90")
     p.add_argument("--trivial", default="64:4,48:4,32:8,32:4,24:4,16:8,16:4,8:4")
     p.add_argument("--synthetic", action="store_true", help="add truth-derived codec rows")
+    p.add_argument(
+        "--bilinear",
+        action="store_true",
+        help="add codec rows with the bilinear refinement filter (the luma-guided one's ablation)",
+    )
     p.add_argument("--plot", default="runs/bench-codec/rd.png")
     p.add_argument("--check", action="store_true", help="exit 1 if a target FAILs")
     args = p.parse_args(argv)
@@ -274,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         images, [tuple(int(v) for v in s.split(":")) for s in args.trivial.split(",") if s]
     )
     codec_rows: list[Row] = []
+    bilinear_rows: list[Row] = []
     found = model_hypotheses(args.model, args.weights)
     if isinstance(found, str):
         print(f"codec rows skipped: {found}")
@@ -282,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         codec_rows = run_codec(
             images, "codec", fn, model_id, sha, qualities, args.cell, args.max_bytes
         )
+        if args.bilinear:
+            bilinear_rows = run_codec(
+                images, "codec-bilinear", fn, model_id, sha, qualities, args.cell,
+                args.max_bytes, guided=False,
+            )
     synth_rows: list[Row] = []
     if args.synthetic:
         synth_rows = run_codec(
@@ -294,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             args.cell,
             args.max_bytes,
         )
-    rows += codec_rows + synth_rows
+    rows += codec_rows + bilinear_rows + synth_rows
     summaries = [r.summary() for r in rows]
 
     print(f"\n{len(images)} images from {args.data}")
@@ -309,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for r in codec_rows[:1] + synth_rows[:1]:
         print(f"{r.method}: model (hypotheses) {np.mean(r.model_s):.3f} s per image")
-    for r in codec_rows + synth_rows:
+    for r in codec_rows + bilinear_rows + synth_rows:
         print(
             f"{r.method} {r.setting}: index-layer mode in {sum(r.indexed)} of "
             f"{len(r.indexed)} streams (the rest gray mode, decoded without the model)"
@@ -332,13 +350,19 @@ def main(argv: list[str] | None = None) -> int:
             f"  {verdict(good) if full else 'n/a (not all 24 images)'}  {key[0]} {key[1]}: "
             f"{s['bytes']:.0f} B at {s['ciede2000']:.2f} (reference {rb:.0f} B at {rd:.2f})"
         )
-    for label, crow in (("codec", codec_rows), ("codec-synthetic", synth_rows)):
+    for label, crow in (
+        ("codec", codec_rows),
+        ("codec-bilinear", bilinear_rows),
+        ("codec-synthetic", synth_rows),
+    ):
         if not crow:
             continue
         pts = [(s["bytes"], s["ciede2000"]) for s in summaries if s["method"] == label]
         b = bytes_at(pts, REF_JPEG_Q25[1])
         hit = b is not None and b <= TARGET_BYTES
-        tag = verdict(hit) if label == "codec" else "(synthetic, not a result)"
+        tag = {"codec": verdict(hit), "codec-bilinear": "(ablation)"}.get(
+            label, "(synthetic, not a result)"
+        )
         reach = f"{b:.0f} B" if b is not None else "never on this curve"
         print(f"\ntarget ({label}): CIEDE2000 {REF_JPEG_Q25[1]} at <= {TARGET_BYTES:.0f} B")
         print(f"  {tag}  reaches {REF_JPEG_Q25[1]} at {reach}")

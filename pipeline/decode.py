@@ -4,9 +4,10 @@ MatchFiles (the folder `encode` wrote, or a glob of .cbc files) -> AssignNames (
 colorize uses, transforms.naming: <stem>.png keeps the relative path) -> parse + check each
 bitstream (transforms.bitstream: truncated, corrupted, wrong version / model / weights -> an
 error row naming the file, no output) and pair it with its luminance file (<stem>.l.jpg /
-.l.png, or the user's own grayscale <stem>.png/.jpg/...) -> RunInference (the same
-ColorizerHandler as encode, hypotheses=True) -> transforms.colourcodec.decode (integer
-arithmetic) -> full-res colour image -> <output>/<stem>.png, results/*.parquet
+.l.png, or the user's own grayscale <stem>.png/.jpg/...) -> index-layer streams through
+RunInference (the same ColorizerHandler as encode, hypotheses=True); gray-mode streams skip the
+model -> transforms.colourcodec.decode (integer arithmetic; the refinement layer guided by the
+luminance file's gray levels) -> full-res colour image -> <output>/<stem>.png, results/*.parquet
 (schema.DECODE_SCHEMA), stats.json, errors/.
 
 As the other jobs: mistakes (no input matched, an output that is a file, weights missing or
@@ -15,7 +16,8 @@ not a multihypothesis checkpoint) stop before any worker starts (pipeline.checks
 temporary name and renamed into place; the local runner logs progress lines. A rerun starts
 again (no --skip-existing: decoding is cheap and deterministic).
 
-`chromabeam decode photo.cbc -o photo.png [--luminance gray.png]` decodes one file; a bad
+`chromabeam decode photo.cbc -o photo.png [--luminance gray.png]` decodes one file (loading
+the model only for an index-layer stream); a bad
 bitstream there is one line naming the file, exit code 1, and no image is written.
 """
 
@@ -27,6 +29,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler
 
@@ -167,16 +170,18 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
             f"{uri}: luminance {l_uri} is {l.shape[1]}x{l.shape[0]}, "
             f"the bitstream codes {header.width}x{header.height}",
         )
-    if header.hyp_height != header.hyp_width:
+    if header.hyp_height != header.hyp_width:  # (0 x 0 in a model-free stream)
         raise ImageError(schema.BAD_BITSTREAM, f"{uri}: non-square hypothesis map")
+    needs_model = colourcodec.needs_hypotheses(data, uri)
     return {
         "uri": uri,
         "luminance_uri": l_uri,
         "output_uri": out_uri,
         "data": data,
         "quality": header.quality,
+        "needs_model": needs_model,  # gray mode: decoded without the model
         "l": l,
-        "l_render": render_l(l, header.hyp_height * STRIDE),
+        "l_render": render_l(l, header.hyp_height * STRIDE) if needs_model else None,
         "t0": t0,
     }
 
@@ -184,7 +189,14 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
 def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
     """Decode the colours, compose with the luminance, write the image; its results row."""
     try:
-        ab = colourcodec.decode(item["data"], hyps, item["uri"], cfg.model, cfg.weights_sha256)
+        ab = colourcodec.decode(
+            item["data"],
+            hyps,
+            item["uri"],
+            cfg.model,
+            cfg.weights_sha256,
+            guide=colourcodec.guide_from_l(item["l"]),
+        )
     except (BitstreamError, colourcodec.CodecError) as e:
         raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
     rgb = colourcodec.reconstruct_rgb(item["l"], ab)
@@ -246,6 +258,11 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         success=None,
         uri_of=lambda e: e[0],
     )
+    # index-layer streams need the model's hypotheses; gray-mode streams decode from the
+    # bitstream and luminance alone, so they skip RunInference (and its batching) entirely
+    indexed, gray = prep.rows | "NeedsModel" >> beam.Partition(
+        lambda item, _: 0 if item["needs_model"] else 1, 2
+    )
     handler = KeyedModelHandler(
         ColorizerHandler(
             cfg.model,
@@ -257,14 +274,24 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         )
     )
     done, model_errors = infer_and_finish(
-        prep.rows, handler, partial(finish, cfg=cfg), JOB, "Decode", "decode", schema.DECODED
+        indexed, handler, partial(finish, cfg=cfg), JOB, "Decode", "decode", schema.DECODED
     )
-    _ = done.rows | "Results" >> WriteRowBatches(
+    done_gray = safe_apply(
+        gray,
+        lambda item: finish(item, None, cfg),
+        JOB,
+        "DecodeGray",
+        stage="decode",
+        read=False,
+        success=schema.DECODED,
+    )
+    rows = (done.rows, done_gray.rows) | "AllDecoded" >> beam.Flatten()
+    _ = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
     )
-    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    acc = accounting_inputs(prep, done, done_gray, extra_errors=[model_errors])
     # progress: one tick per input done (rejected, decoded, failed decoding, or in the model)
-    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
+    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], done_gray[OUTCOMES], model_errors)
     settings = {
         "model": cfg.model,
         "weights": cfg.weights,
@@ -282,8 +309,11 @@ def decode_file(uri: str, out_file: str, args) -> dict:
     fmt = "jpeg" if ext in ("jpg", "jpeg") else ext if ext in EXTENSIONS else args.format
     cfg = config_from_args(args, ".", fmt)
     item = prepare(uri, out_file, cfg, args.luminance)  # header checks before the model loads
-    model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
-    row = finish(item, predict_hypotheses(model, item["l_render"][None])[0], cfg)
+    hyps = None  # a gray-mode stream needs no model
+    if item["needs_model"]:
+        model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
+        hyps = predict_hypotheses(model, item["l_render"][None])[0]
+    row = finish(item, hyps, cfg)
     log.info("wrote %s (%dx%d) in %.2f s", out_file, row["width"], row["height"], row["seconds"])
     return row
 

@@ -6,7 +6,8 @@ luminance file (grayscale JPEG at --l-quality, or PNG) and read it back, so the 
 exactly what the decoder will see -> RunInference (models.infer.ColorizerHandler with
 hypotheses=True: the K ab hypotheses of the multihypothesis model; same batching and --device
 as colorize) -> transforms.colourcodec (best hypothesis per --region cell + refinement layer,
---quality / --max-bytes) -> <output>/<stem>.cbc and <output>/<stem>.l.jpg|png; the round trip
+--quality / --max-bytes; the refinement layer follows the luminance file's gray levels,
+transforms.lumaguide) -> <output>/<stem>.cbc and <output>/<stem>.l.jpg|png; the round trip
 is decoded and scored (CIEDE2000, RGB PSNR) -> results/*.parquet (schema.ENCODE_SCHEMA),
 stats.json, errors/.
 
@@ -211,6 +212,7 @@ def prepare(uri: str, data: bytes, stem_uri: str, cfg: EncodeConfig) -> dict:
         "rgb": img.rgb,
         "ab": lab[..., 1:],
         "l": l_dec,
+        "guide": colourcodec.guide_from_l(l_dec),  # the decoder's guide: the file's gray levels
         "l_render": render_l(l_dec, cfg.render_size),
         "t0": t0,
     }
@@ -228,12 +230,13 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
             quality=cfg.quality,
             cell=cfg.region,
             max_bytes=cfg.max_bytes,
+            guide=item["guide"],
         )
     except colourcodec.CodecError as e:  # neither file written: an error row
         raise ImageError("codec_failed", f"{item['uri']}: {e}") from e
     write_bytes(item["luminance_uri"], item["luminance_data"])  # each atomic
     write_bytes(item["bitstream_uri"], data)
-    rgb = colourcodec.reconstruct_rgb(item["l"], colourcodec.decode(data, hyps))
+    rgb = colourcodec.reconstruct_rgb(item["l"], colourcodec.decode(data, hyps, guide=item["guide"]))
     height, width = rgb.shape[:2]
     f = np.float32(1 / 255)
     return {

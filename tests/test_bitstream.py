@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
+from dataclasses import replace
 
 import pytest
 
@@ -11,6 +14,7 @@ from transforms.bitstream import (
     VERSION,
     BitstreamError,
     Header,
+    _varint,
     check_model,
     pack,
     unpack,
@@ -84,7 +88,7 @@ def test_bad_magic_wrong_version_trailing_bytes():
     data = pack(HEADER, PAYLOAD)
     assert _reason(b"\x89PNG" + data[4:]) == "bad magic"
     assert _reason(b"x") == "bad magic"
-    for version in (VERSION - 1, VERSION + 1):  # older streams are refused, not misread
+    for version in (0, 1, VERSION + 1, 255):  # version 1 (no mode bit) is refused, not misread
         assert _reason(data[:4] + bytes([version]) + data[5:]) == "wrong version"
     assert _reason(data + b"\0") == "trailing bytes"
 
@@ -100,9 +104,21 @@ def test_wrong_model_and_weights():
         check_model(header, "x", None, weights_hash(other))
 
 
+def test_model_free_streams():
+    """An empty model id is a model-free stream: no hash, K or map size (26 bytes fewer here),
+    decodable with any model; in a version-2 stream it is an invalid header."""
+    free = replace(HEADER, model_id="", weights_hash=b"", k=0, hyp_height=0, hyp_width=0)
+    data = pack(free, PAYLOAD)
+    header, payload = unpack(data, "f.cbc", model_id="other", weights_sha256="ab" * 32)
+    assert header == free and header.model_free and payload == PAYLOAD
+    assert len(pack(HEADER, PAYLOAD)) - len(data) == len(HEADER.model_id) + 8 + 1 + 1 + 1
+    v2 = bytearray(data)
+    v2[4] = 2
+    del v2[_filter_pos(data)]
+    assert _reason(_with_crc(bytes(v2[:-4]))) == "invalid header"
+
+
 def test_invalid_fields_rejected():
-    with pytest.raises(ValueError):
-        pack(Header("", HEADER.weights_hash, 1, 1, 1, 1, 1, 1), b"")
     with pytest.raises(ValueError):
         pack(Header("m", b"123", 1, 1, 1, 1, 1, 1), b"")
     zero = pack(Header("m", HEADER.weights_hash, 0, 1, 1, 1, 1, 1), b"")
@@ -112,3 +128,37 @@ def test_invalid_fields_rejected():
 def test_large_sizes_use_varints():
     big = Header("m", HEADER.weights_hash, 100_000, 3, 1, 1, 1, 4096)
     assert unpack(pack(big, b"ab"))[0] == big
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def _filter_pos(data: bytes) -> int:
+    """Offset of the refinement filter byte: just before the payload length varint."""
+    return len(data) - 4 - len(PAYLOAD) - len(_varint(len(PAYLOAD))) - 1
+
+
+def test_refine_filter_round_trips_and_unknown_is_refused():
+    """Filter 1 survives pack/unpack; an unknown filter byte (valid CRC) is an invalid header."""
+    guided = replace(HEADER, refine_filter=1)
+    assert unpack(pack(guided, PAYLOAD))[0] == guided
+    with pytest.raises(ValueError):
+        pack(replace(HEADER, refine_filter=7), PAYLOAD)
+    data = bytearray(pack(HEADER, PAYLOAD))
+    pos = _filter_pos(data)
+    assert data[pos] == 0 and pack(guided, PAYLOAD)[pos] == 1
+    data[pos] = 7
+    assert _reason(_with_crc(bytes(data[:-4]))) == "invalid header"
+
+
+def test_version_2_streams_read_as_bilinear():
+    """A version-2 stream (no filter byte) parses to the same header, with filter 0."""
+    data = pack(HEADER, PAYLOAD)
+    pos = _filter_pos(data)
+    v2 = _with_crc(data[:4] + bytes([2]) + data[5:pos] + data[pos + 1 : -4])
+    assert len(v2) == len(data) - 1
+    header, payload = unpack(v2, "old.cbc", model_id="multihypothesis", weights_sha256=SHA)
+    assert header == HEADER and header.refine_filter == 0 and payload == PAYLOAD
+    # the version byte decides the layout: the same bytes labelled 3 do not parse
+    assert _reason(_with_crc(data[:4] + bytes([VERSION]) + v2[5:-4])) in BitstreamError.REASONS

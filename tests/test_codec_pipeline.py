@@ -3,6 +3,7 @@ own grayscale file), the hypotheses handler, and (slow) the Beam pipelines end t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -17,6 +18,7 @@ from models.infer import ColorizerHandler, predict_hypotheses
 from pipeline import decode, encode
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
 from tests.helpers import smooth_colour_field
+from transforms import colourcodec
 from transforms.colour import rgb_to_lab
 from transforms.decode import ImageError
 from transforms.luminance import decode_luminance, encode_luminance
@@ -125,8 +127,20 @@ def test_bad_bitstreams_name_the_file_and_write_nothing(tmp_path, weights):
         assert not (tmp_path / f"{name}.png").exists()
     other = tmp_path / "other.pt"
     write_tiny_checkpoint(other, "multihypothesis", seed=1, k=3)
+    # the tiny model's hypotheses lose to gray: a model-free stream, which any weights decode
+    assert colourcodec.read_header(good).model_free
+    _decode(tmp_path / "p.cbc", tmp_path / "w.png", str(other))
+    # an index-layer stream (hypotheses = the truth, so the index layer wins) names its weights
+    lab = rgb_to_lab(np.asarray(Image.open(src).convert("RGB")))
+    hyps = np.stack([lab[::5, ::5, 1:] + d for d in (0.0, 20.0, -20.0)])
+    sha = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    data = colourcodec.encode(lab[..., 1:], hyps, "multihypothesis", sha, quality=0)
+    assert colourcodec.needs_hypotheses(data)
+    (tmp_path / "idx.cbc").write_bytes(data)
+    shutil.copy(tmp_path / "p.l.jpg", tmp_path / "idx.l.jpg")
     with pytest.raises(ImageError, match="wrong weights"):
-        _decode(tmp_path / "p.cbc", tmp_path / "w.png", str(other))
+        _decode(tmp_path / "idx.cbc", tmp_path / "w2.png", str(other))
+    assert not (tmp_path / "w2.png").exists()
     (tmp_path / "p.l.jpg").unlink()
     with pytest.raises(ImageError, match="no luminance file"):
         _decode(tmp_path / "p.cbc", tmp_path / "x.png", weights)
@@ -148,7 +162,7 @@ def test_decode_with_the_users_own_grayscale_file(tmp_path, weights):
 
 
 @pytest.mark.slow
-def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog):
+def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="chromabeam.progress")
     src = tmp_path / "photos"
     _photo(src / "odd.png", 45, 67, seed=6)
@@ -167,13 +181,25 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog):
         "odd.cbc", "portrait.png.cbc", "portrait.jpg.cbc", "deep.cbc"
     }  # fmt: skip
     assert all(r["colour_bytes"] > 0 and np.isfinite(r["ciede2000"]) for r in rows)
+    # one index-layer stream, which the decode pipeline sends through RunInference, and one
+    # model-free (gray-mode) stream, which skips the model (modes forced)
+    singles = {}
+    for name, mode in (("forced", colourcodec.MODE_INDEXED), ("plain", colourcodec.MODE_GRAY)):
+        with monkeypatch.context() as m:
+            m.setattr(colourcodec, "_MODES", (mode,))
+            _encode(src / "odd.png", enc / f"{name}.cbc", weights)
+        data = (enc / f"{name}.cbc").read_bytes()
+        assert colourcodec.needs_hypotheses(data) == (mode == colourcodec.MODE_INDEXED)
+        singles[name] = _decode(enc / f"{name}.cbc", tmp_path / f"{name}-single.png", weights)
     (enc / "broken.cbc").write_bytes((enc / "odd.cbc").read_bytes()[:-3])
     shutil.copy(enc / "odd.l.jpg", enc / "broken.l.jpg")
     dec = tmp_path / "dec"
     decode.run(job_args(decode, [str(enc), str(dec), "--weights", weights]), list(BEAM_ARGS))
     stats = json.loads((dec / "stats.json").read_text())
-    assert stats["outcomes"] == {"decoded": 4, "bad_bitstream": 1}, stats
-    assert "decode: 5/5 images in " in caplog.text
+    assert stats["outcomes"] == {"decoded": 6, "bad_bitstream": 1}, stats
+    assert "decode: 7/7 images in " in caplog.text
+    for name, single in singles.items():  # the pipeline decodes as the single-file form
+        np.testing.assert_array_equal(np.asarray(Image.open(dec / f"{name}.png")), single)
     assert not (dec / ".chromabeam.lock").exists()
     errors = pq.read_table(dec / "errors").to_pylist()
     assert len(errors) == 1 and "broken.cbc" in errors[0]["reason"]
@@ -182,6 +208,8 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog):
         "sub/portrait.png.png": (40, 71),
         "sub/portrait.jpg.png": (40, 71),
         "deep.png": (50, 50),
+        "forced.png": (67, 45),
+        "plain.png": (67, 45),
     }
     for name, size in sizes.items():
         assert Image.open(dec / name).size == size

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from transforms import bitstream
 from transforms import colourcodec as cc
 from transforms.bitstream import BitstreamError
 from transforms.crop import resize_float
@@ -40,7 +43,9 @@ def test_round_trip_odd_and_portrait_sizes(shape):
     for quality in (0, 60):
         data = cc.encode(ab, hyps, "multihypothesis", SHA, quality=quality, cell=8)
         header = cc.read_header(data)
-        assert (header.height, header.width, header.k) == (*shape, 5)
+        # K = 5, or a model-free (gray-mode) stream, which names no model and no K
+        assert (header.height, header.width) == shape
+        assert header.k == (0 if header.model_free else 5)
         out = cc.decode(data, hyps, "t.cbc", "multihypothesis", SHA)
         assert out.shape == (*shape, 2) and out.dtype == np.float32
 
@@ -91,7 +96,7 @@ def test_max_bytes_respected():
     hyps = _hyps(ab)
     full = len(cc.encode(ab, hyps, "m", SHA, quality=100))
     last_quality = -1
-    for budget in (60, 90, 140, full // 2, full):
+    for budget in sorted((60, 90, 140, full // 2, full)):
         data = cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=budget)
         assert len(data) <= budget
         quality = cc.read_header(data).quality
@@ -189,7 +194,78 @@ def test_refinement_values_sit_at_their_cell_centres():
     # put each value at its cell's centre (not stretch the grid over the image)
     rng = np.random.default_rng(5)
     q = rng.integers(-6, 7, (5, 8, 2))
-    field = cc._refinement_field(q, 4, 25, 37, 5)
+    field = cc._refinement_field(q, 4, 25, 37, 5, None)
     assert field.shape == (25, 37, 2)
     centres = field[2::5, 2::5]  # pixel 5j + 2 is cell j's centre (cell 7 has no centre here)
     assert np.array_equal(centres, q[:, :7] * 4 * cc.UP_SCALE // 4)
+
+
+def _edge_scene(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(L, ab) of flat discs whose colour edges are their luminance edges (not cell-aligned)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    l_full, ab = np.full((h, w), 40.0), np.zeros((h, w, 2))
+    ab[:] = (10, 20)
+    for _ in range(8):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(h / 12, h / 5)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        l_full[disc], ab[disc] = rng.uniform(15, 90), rng.uniform(-50, 50, 2)
+    l_full += rng.normal(0, 0.5, l_full.shape)
+    ab += rng.normal(0, 1, ab.shape)
+    return l_full.astype(np.float32), ab.astype(np.float32)
+
+
+def test_guided_stream_round_trip_and_errors():
+    """A guide writes filter 1; decoding needs the same guide and is deterministic."""
+    l_full, ab = _edge_scene(61, 83)
+    guide, hyps = cc.guide_from_l(l_full), _hyps(ab)
+    data = cc.encode(ab, hyps, "m", SHA, quality=70, guide=guide)
+    assert cc.read_header(data).refine_filter == cc.FILTER_GUIDED
+    assert cc.read_header(cc.encode(ab, hyps, "m", SHA, quality=70)).refine_filter == 0
+    assert data == cc.encode(ab, hyps, "m", SHA, quality=70, guide=guide.copy())
+    out = cc.decode(data, hyps, guide=guide)
+    assert out.shape == (61, 83, 2) and out.dtype == np.float32
+    assert np.array_equal(out, cc.decode(data, hyps, guide=guide.copy()))
+    assert not np.array_equal(out, cc.decode(data, hyps, guide=np.full_like(guide, 128)))
+    with pytest.raises(cc.CodecError, match="guide"):
+        cc.decode(data, hyps)
+    for bad in (guide[:-1], guide.T, guide.astype(np.float32), guide[..., None]):
+        with pytest.raises(cc.CodecError, match="guide"):
+            cc.decode(data, hyps, guide=bad)
+        with pytest.raises(cc.CodecError, match="guide"):
+            cc.encode(ab, hyps, "m", SHA, quality=70, guide=bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("quality", [75, 90])
+def test_guided_beats_bilinear_on_luminance_edges(seed, quality):
+    """Same quality, colour edges on luminance edges: lower ab error, at most ~10% more bytes."""
+    l_full, ab = _edge_scene(96, 128, seed)
+    guide, hyps = cc.guide_from_l(l_full), _hyps(ab)
+    plain = cc.encode(ab, hyps, "m", SHA, quality=quality)
+    guided = cc.encode(ab, hyps, "m", SHA, quality=quality, guide=guide)
+    err_plain = _err(cc.decode(plain, hyps), ab)
+    err_guided = _err(cc.decode(guided, hyps, guide=guide), ab)
+    assert err_guided < 0.95 * err_plain, (err_guided, err_plain)
+    assert len(guided) <= 1.1 * len(plain), (len(guided), len(plain))
+
+
+def test_gray_mode_streams_are_model_free():
+    """A gray-mode stream names no model (any weights decode it, hypotheses are ignored and not
+    needed); a model-free header over an index-layer payload is refused, not misread."""
+    ab = _truth(40, 56, seed=4)
+    data = cc.encode(ab, np.zeros((5, 8, 8, 2), np.float32), "multihypothesis", SHA, quality=60)
+    header = cc.read_header(data)
+    assert header.model_free and not cc.needs_hypotheses(data)
+    out = cc.decode(data, None, "g.cbc", "multihypothesis", "ab" * 32)
+    np.testing.assert_array_equal(out, cc.decode(data, _hyps(ab)))
+    indexed = cc.encode(ab, _hyps(ab), "m", SHA, quality=0)
+    assert cc.needs_hypotheses(indexed)
+    _, payload = bitstream.unpack(indexed)
+    forged = bitstream.pack(
+        replace(cc.read_header(indexed), model_id="", weights_hash=b"", k=0, hyp_height=0,
+                hyp_width=0),
+        payload,
+    )  # fmt: skip
+    with pytest.raises(BitstreamError, match="invalid payload"):
+        cc.decode(forged, _hyps(ab), "forged.cbc")

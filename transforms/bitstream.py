@@ -1,29 +1,34 @@
 """The `.cbc` colour bitstream: a small header, the range-coded payload, a CRC32.
 
-Format version 2, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
+Format version 3, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
 high bit set on every byte but the last; at most 5 bytes):
 
 | offset | size | field |
 |---|---|---|
 | 0 | 4 | magic `43 42 43 1A` (`b"CBC\\x1a"`) |
-| 4 | 1 | format version, `02` (version 1 streams, whose payload had no mode bit, are refused) |
-| 5 | 1 | n = length of the model id (1..255) |
+| 4 | 1 | format version, `03` (`02` streams, the same without the refinement filter byte, still decode, with filter 0; version 1, whose payload had no mode bit, is refused) |
+| 5 | 1 | n = length of the model id (0..255; 0 = a model-free stream, see below) |
 | 6 | n | model id, ASCII (the registry name, e.g. `multihypothesis`) |
-| 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 |
+| 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 (absent when n = 0) |
 | ... | var | image width W in pixels (>= 1) |
 | ... | var | image height H in pixels (>= 1) |
-| ... | 1 | K, number of hypotheses (1..255) |
-| ... | var | hypothesis map height h (the model's output rows, >= 1) |
-| ... | var | hypothesis map width w (>= 1) |
+| ... | 1 | K, number of hypotheses (1..255; absent when n = 0) |
+| ... | var | hypothesis map height h (the model's output rows, >= 1; absent when n = 0) |
+| ... | var | hypothesis map width w (>= 1; absent when n = 0) |
 | ... | 1 | region layout: `00` = square grid cells, row-major from the top left |
 | ... | var | region cell size in full-image pixels (>= 1) |
 | ... | 1 | quality setting used by the encoder (0..100; informative) |
 | ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
 | ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
+| ... | 1 | refinement filter: `00` = bilinear between cell centres, `01` = luminance-guided (transforms/lumaguide.py: needs the luminance file's gray levels) |
 | ... | var | P = payload length in bytes |
 | ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is |
 | | | the mode: 0 = index layer over the K hypotheses + gray, 1 = gray base, no index layer) |
 | end-4 | 4 | CRC-32 (zlib/PNG polynomial), big-endian, of every byte before it |
+
+A model-free stream (n = 0, version 3) has a gray-mode payload: it decodes from the bitstream
+and the luminance alone, with any model or none, so it names none (25 bytes fewer: at a
+few hundred bytes an image that is a tenth of the file); its payload's mode bit must say gray.
 
 Nothing follows the CRC. `unpack` checks, in this order: magic (a prefix of the magic is
 "truncated"), version, that every field and the payload and CRC are present ("truncated"),
@@ -40,9 +45,11 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"CBC\x1a"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
 HASH_BYTES = 8
 LAYOUTS = {0: "grid"}
+FILTERS = {0: "bilinear", 1: "luma-guided"}
 _LAYOUT_CODES = {v: k for k, v in LAYOUTS.items()}
 _MAX_VARINT_BYTES = 5
 
@@ -59,6 +66,7 @@ class BitstreamError(ValueError):
         "invalid header",
         "wrong model",
         "wrong weights",
+        "invalid payload",
     )
 
     def __init__(self, name: str, reason: str, detail: str = ""):
@@ -82,6 +90,12 @@ class Header:
     refine_cell: int = 0
     refine_step_q: int = 0  # refinement step in 1/4 ab units
     layout: str = "grid"
+    refine_filter: int = 0  # FILTERS: how the decoder spreads the refinement values
+
+    @property
+    def model_free(self) -> bool:
+        """A gray-mode stream that depends on no model (no model id, hash, K or map size)."""
+        return not self.model_id
 
     @property
     def refine_step(self) -> float:
@@ -113,25 +127,33 @@ def _varint(value: int) -> bytes:
 def pack(header: Header, payload: bytes) -> bytes:
     """The complete bitstream of one image."""
     model = header.model_id.encode("ascii")
-    if not 1 <= len(model) <= 255:
-        raise ValueError(f"model id must be 1..255 ASCII bytes: {header.model_id!r}")
-    if len(header.weights_hash) != HASH_BYTES:
-        raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
-    if not 1 <= header.k <= 255 or not 0 <= header.quality <= 100:
-        raise ValueError(f"K {header.k} or quality {header.quality} out of range")
+    if len(model) > 255:
+        raise ValueError(f"model id must be 0..255 ASCII bytes: {header.model_id!r}")
+    if not 0 <= header.quality <= 100:
+        raise ValueError(f"quality {header.quality} out of range")
+    if not header.model_free:
+        if len(header.weights_hash) != HASH_BYTES:
+            raise ValueError(f"weights hash must be {HASH_BYTES} bytes")
+        if not 1 <= header.k <= 255:
+            raise ValueError(f"K {header.k} out of range")
     out = bytearray(MAGIC)
     out.append(VERSION)
     out.append(len(model))
     out += model
-    out += header.weights_hash
+    if not header.model_free:
+        out += header.weights_hash
     for v in (header.width, header.height):
         out += _varint(v)
-    out.append(header.k)
-    out += _varint(header.hyp_height) + _varint(header.hyp_width)
+    if not header.model_free:
+        out.append(header.k)
+        out += _varint(header.hyp_height) + _varint(header.hyp_width)
     out.append(_LAYOUT_CODES[header.layout])
     out += _varint(header.cell)
     out.append(header.quality)
     out += _varint(header.refine_cell) + _varint(header.refine_step_q)
+    if header.refine_filter not in FILTERS:
+        raise ValueError(f"unknown refinement filter {header.refine_filter}")
+    out.append(header.refine_filter)
     out += _varint(len(payload))
     out += payload
     out += struct.pack(">I", zlib.crc32(out) & 0xFFFFFFFF)
@@ -181,21 +203,27 @@ def unpack(
     r = _Reader(data, name)
     r.take(len(MAGIC), "magic")
     version = r.byte("format version")
-    if version != VERSION:
-        raise BitstreamError(name, "wrong version", f"format version {version}, expected {VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(
+            name, "wrong version", f"format version {version}, expected {VERSION} (or 2)"
+        )
     n = r.byte("model id length")
     model_raw = r.take(n, "model id")
-    whash = r.take(HASH_BYTES, "weights hash")
+    free = n == 0  # a model-free stream: no hash, K or map size
+    whash = b"" if free else r.take(HASH_BYTES, "weights hash")
     width = r.varint("width")
     height = r.varint("height")
-    k = r.byte("K")
-    hyp_h = r.varint("hypothesis height")
-    hyp_w = r.varint("hypothesis width")
+    k, hyp_h, hyp_w = (
+        (0, 0, 0)
+        if free
+        else (r.byte("K"), r.varint("hypothesis height"), r.varint("hypothesis width"))
+    )
     layout_code = r.byte("region layout")
     cell = r.varint("region cell size")
     quality = r.byte("quality")
     refine_cell = r.varint("refinement cell size")
     refine_step_q = r.varint("refinement step")
+    refine_filter = r.byte("refinement filter") if version >= 3 else 0
     plen = r.varint("payload length")
     payload = r.take(plen, "payload")
     crc_pos = r.pos
@@ -212,11 +240,11 @@ def unpack(
     except UnicodeDecodeError:
         raise BitstreamError(name, "invalid header", "model id is not ASCII") from None
     problems = []
-    if n == 0:
+    if free and version < 3:
         problems.append("empty model id")
-    if min(width, height, hyp_h, hyp_w, cell) < 1:
+    if min(width, height, cell) < 1 or (not free and min(hyp_h, hyp_w) < 1):
         problems.append("zero size")
-    if k < 1:
+    if not free and k < 1:
         problems.append("K = 0")
     if layout_code not in LAYOUTS:
         problems.append(f"unknown region layout {layout_code}")
@@ -224,6 +252,8 @@ def unpack(
         problems.append(f"quality {quality} > 100")
     if refine_cell and not refine_step_q:
         problems.append("refinement step 0")
+    if refine_filter not in FILTERS:
+        problems.append(f"unknown refinement filter {refine_filter}")
     if problems:
         raise BitstreamError(name, "invalid header", ", ".join(problems))
     header = Header(
@@ -239,6 +269,7 @@ def unpack(
         refine_cell=refine_cell,
         refine_step_q=refine_step_q,
         layout=LAYOUTS[layout_code],
+        refine_filter=refine_filter,
     )
     check_model(header, name, model_id, weights_sha256)
     return header, payload
@@ -250,7 +281,10 @@ def check_model(
     model_id: str | None = None,
     weights_sha256: str | bytes | None = None,
 ) -> None:
-    """Raise BitstreamError unless the header was written with this model and weights."""
+    """Raise BitstreamError unless the header was written with this model and weights (a
+    model-free stream decodes with any)."""
+    if header.model_free:
+        return
     if model_id is not None and header.model_id != model_id:
         raise BitstreamError(
             name, "wrong model", f"written with {header.model_id!r}, decoder has {model_id!r}"

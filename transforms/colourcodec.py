@@ -48,6 +48,7 @@ import numpy as np
 
 from transforms import bitstream
 from transforms.bitstream import Header
+from transforms.lumaguide import guide_from_l, guided_field  # noqa: F401 (re-exported)
 from transforms.rangecoder import (
     FrequencyModel,
     RangeDecoder,
@@ -66,6 +67,8 @@ DEAD_ZONE = 0.1  # rounding offset 0.5 - DEAD_ZONE on |residual| / step
 LAMBDA_PER_STEP2 = 0.12  # lambda = this * step^2 * refinement-cell pixels (SSE in ab^2 per bit)
 LAMBDA_Q0 = 16.0  # lambda per index bit, in ab^2 per cell pixel, when there is no refinement
 DEFAULT_CELL = 16
+FILTER_BILINEAR, FILTER_GUIDED = 0, 1  # the header's refinement filter (bitstream.FILTERS)
+MAX_REFINEMENT_Q = 4 * 256  # |refinement| in 1/4 ab units: no colour is farther than this
 MODE_INDEXED, MODE_GRAY = 0, 1  # the payload's first (raw) bit: index layer or gray base
 _MODES = (MODE_INDEXED, MODE_GRAY)  # the modes the encoder tries (rate-distortion choice)
 # the index layer makes the decoder run the model (~1 s per Kodak image on this CPU), so its
@@ -112,11 +115,18 @@ def quality_params(
     start = QUALITY_SEGMENTS[i - 1][0] + 1 if i else 1
     t = (quality - start) / max(1, last - start)
     step = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+    return refinement_params(refine_cell or seg_cell, step, cell)
+
+
+def refinement_params(refine_cell: int, step: float, cell: int = DEFAULT_CELL) -> QualityParams:
+    """The settings of one refinement grid and step (ab units, rounded to 1/4): lambda =
+    LAMBDA_PER_STEP2 * step^2 * cell pixels, never above quality 0's (more quality never means
+    fewer index bits)."""
+    if refine_cell < 1 or step <= 0:
+        raise CodecError(f"refinement cell {refine_cell} / step {step} must be positive")
     step_q = max(1, int(round(step * 4)))
-    rc = refine_cell or seg_cell
-    lam = LAMBDA_PER_STEP2 * (step_q / 4.0) ** 2 * rc * rc
-    # never above quality 0's lambda: more quality never means fewer index bits
-    return QualityParams(rc, step_q, min(lam, LAMBDA_Q0 * cell * cell))
+    lam = LAMBDA_PER_STEP2 * (step_q / 4.0) ** 2 * refine_cell * refine_cell
+    return QualityParams(refine_cell, step_q, min(lam, LAMBDA_Q0 * cell * cell))
 
 
 def quantize_hypotheses(hyps: np.ndarray) -> np.ndarray:
@@ -167,8 +177,11 @@ class _Analysis:
     """Per-image work shared by every quality tried: the hypotheses' first upsampling pass and
     per-pixel squared errors (K x H x W float32), per-cell SSE for the current cell size."""
 
-    def __init__(self, ab_true: np.ndarray, q_hyps: np.ndarray, cell: int):
+    def __init__(
+        self, ab_true: np.ndarray, q_hyps: np.ndarray, cell: int, guide: np.ndarray | None
+    ):
         self.height, self.width = ab_true.shape[:2]
+        self.guide = guide
         self.k = q_hyps.shape[0]
         self.options = self.k + 1  # the K hypotheses and gray (index K)
         self.hyp_height, self.hyp_width = q_hyps.shape[1:3]
@@ -245,12 +258,24 @@ def _base_from(cols: np.ndarray, idx: np.ndarray, layout: GridLayout) -> np.ndar
     return upsample_select(cols, layout.expand(idx), out_bits=UP_BITS)
 
 
-def _refinement_field(q: np.ndarray, step_q: int, height: int, width: int, cell: int) -> np.ndarray:
+def _refinement_field(
+    q: np.ndarray,
+    step_q: int,
+    height: int,
+    width: int,
+    cell: int,
+    guide: np.ndarray | None = None,
+) -> np.ndarray:
     """Refinement values (rows, cols, 2) int -> per-pixel int32 in 1/16 ab units. Each value
-    sits at its cell's centre: the grid is interpolated over the padded rows*cell x
-    cols*cell area (where cells tile exactly), then cut to the image."""
+    sits at its cell's centre: with a guide (the luminance file's gray levels, (H, W) uint8)
+    the field follows the luminance (transforms/lumaguide.py, filter 1), else the grid is
+    interpolated bilinearly over the padded rows*cell x cols*cell area (where cells tile
+    exactly) and cut to the image (filter 0)."""
+    values = q.astype(np.int32) * step_q  # 1/4 ab units
+    if guide is not None:
+        return guided_field(values, guide, cell, UP_BITS - 2)
     rows, cols = q.shape[:2]
-    full = upsample_fixed(q.astype(np.int32) * step_q, rows * cell, cols * cell, UP_BITS - 2)
+    full = upsample_fixed(values, rows * cell, cols * cell, UP_BITS - 2)
     return full[:height, :width]
 
 
@@ -263,9 +288,11 @@ def _estimate_refinement(
     target = grid.means(residual) / step16  # in steps
     estimate = target.copy()
     q = np.zeros(target.shape, np.int32)
+    limit = MAX_REFINEMENT_Q // params.refine_step_q
     for _ in range(REFINE_PASSES):
         q = (np.sign(estimate) * np.floor(np.abs(estimate) + 0.5 - DEAD_ZONE)).astype(np.int32)
-        field = _refinement_field(q, params.refine_step_q, an.height, an.width, grid.cell)
+        q = np.clip(q, -limit, limit)  # the decoder refuses values beyond the ab range
+        field = _refinement_field(q, params.refine_step_q, an.height, an.width, grid.cell, an.guide)
         miss = grid.means(residual - field) / step16
         estimate = q + miss
     return grid, q
@@ -373,32 +400,42 @@ def _encode_once(
             except _TooLong:
                 continue
             field = _refinement_field(
-                q, params.refine_step_q, an.height, an.width, params.refine_cell
+                q, params.refine_step_q, an.height, an.width, params.refine_cell, an.guide
             )
             base = base + field
         payload = enc.finish()
+        data = bitstream.pack(_header(an, quality, params, mode, model_id, whash), payload)
         sse = float(((an.ab16 - base) ** 2).sum(dtype=np.float64)) / (UP_SCALE * UP_SCALE)
-        cost = sse + params.lam * 8 * len(payload)
+        cost = sse + params.lam * 8 * len(data)  # the whole file: headers differ by mode
         if mode == MODE_INDEXED:
             cost *= 1.0 + INDEX_MODE_MARGIN
-        trials.append((cost, mode, payload))
+        trials.append((cost, mode, data))
     if not trials:
         raise _TooLong
-    payload = min(trials)[2]
-    header = Header(
-        model_id=model_id,
-        weights_hash=whash,
+    return min(trials)[2]
+
+
+def _header(
+    an: _Analysis, quality: int, params: QualityParams, mode: int, model_id: str, whash: bytes
+) -> Header:
+    """The header of a stream in `mode`: a gray-mode stream depends on no model, so its header
+    names none (bitstream: model-free, 25 bytes fewer)."""
+    free = mode == MODE_GRAY
+    guided = an.guide is not None and params.refine_cell > 0
+    return Header(
+        model_id="" if free else model_id,
+        weights_hash=b"" if free else whash,
         width=an.width,
         height=an.height,
-        k=an.k,
-        hyp_height=an.hyp_height,
-        hyp_width=an.hyp_width,
+        k=0 if free else an.k,
+        hyp_height=0 if free else an.hyp_height,
+        hyp_width=0 if free else an.hyp_width,
         cell=an.cell,
         quality=quality,
         refine_cell=params.refine_cell,
         refine_step_q=params.refine_step_q,
+        refine_filter=FILTER_GUIDED if guided else FILTER_BILINEAR,
     )
-    return bitstream.pack(header, payload)
 
 
 def encode(
@@ -410,6 +447,7 @@ def encode(
     cell: int = DEFAULT_CELL,
     max_bytes: int | None = None,
     refine_cell: int | None = None,
+    guide: np.ndarray | None = None,
 ) -> bytes:
     """Encode the colours of one image as a `.cbc` bitstream.
 
@@ -417,7 +455,10 @@ def encode(
     already quantized); model_id / weights_sha256: the registry name and the checkpoint's
     SHA-256 (hex) the decoder must use; quality 0..100; cell: index-region size in pixels;
     max_bytes: if given, the highest quality <= `quality` whose bitstream fits (the result
-    is never longer); refine_cell: override the quality's refinement cell size.
+    is never longer); refine_cell: override the quality's refinement cell size; guide: the
+    gray levels (H, W) uint8 the decoder will have (`guide_from_l` of the luminance file's L):
+    with it the refinement layer follows the luminance (about a tenth lower CIEDE2000 at the
+    same bytes), and the decoder needs the same guide.
     """
     ab_true = np.asarray(ab_true)
     if ab_true.ndim != 3 or ab_true.shape[-1] != 2 or min(ab_true.shape[:2]) < 1:
@@ -428,7 +469,7 @@ def encode(
     if q_hyps.shape[0] > 255:
         raise CodecError(f"K = {q_hyps.shape[0]} > 255")
     whash = bitstream.weights_hash(weights_sha256)
-    an = _Analysis(ab_true, q_hyps, cell)
+    an = _Analysis(ab_true, q_hyps, cell, _checked_guide(guide, ab_true.shape[:2]))
 
     def at(qual: int, limit: int | None = max_bytes) -> bytes | None:
         params = quality_params(qual, an.cell, refine_cell)
@@ -461,6 +502,35 @@ def encode(
     return best
 
 
+def _checked_guide(guide: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if guide is None:
+        return None
+    guide = np.asarray(guide)
+    if guide.dtype != np.uint8 or guide.shape != tuple(shape):
+        raise CodecError(
+            f"guide must be {shape} uint8 gray levels, got {guide.shape} {guide.dtype}"
+        )
+    return guide
+
+
+def encode_settings(
+    ab_true: np.ndarray,
+    hyps: np.ndarray,
+    model_id: str,
+    weights_sha256: str | bytes,
+    refine_cell: int,
+    refine_step: float,
+    guide: np.ndarray | None = None,
+    cell: int = DEFAULT_CELL,
+) -> bytes:
+    """A bitstream at an explicit refinement cell and step (ab units) instead of a quality
+    setting: what bench/codec_sweep.py measures to choose QUALITY_SEGMENTS."""
+    q_hyps = quantize_hypotheses(hyps)
+    an = _Analysis(np.asarray(ab_true), q_hyps, cell, _checked_guide(guide, ab_true.shape[:2]))
+    params = refinement_params(refine_cell, refine_step, cell)
+    return _encode_once(an, 0, params, model_id, bitstream.weights_hash(weights_sha256))
+
+
 def read_header(data: bytes, name: str = "<bitstream>") -> Header:
     """Parse and check a bitstream's header (CRC included) without decoding the payload:
     the decoder's caller learns the model id, weights hash, image and hypothesis sizes."""
@@ -488,8 +558,8 @@ def decode_layers(
 def needs_hypotheses(data: bytes, name: str = "<bitstream>") -> bool:
     """Whether decoding this bitstream needs the model's hypotheses (index-layer mode); a
     gray-mode stream decodes from the bitstream alone, so a decoder can skip the model."""
-    _, payload = bitstream.unpack(data, name)
-    return RangeDecoder(payload).decode_raw(1) == MODE_INDEXED
+    header, payload = bitstream.unpack(data, name)
+    return not header.model_free and RangeDecoder(payload).decode_raw(1) == MODE_INDEXED
 
 
 def decode(
@@ -498,10 +568,13 @@ def decode(
     name: str = "<bitstream>",
     model_id: str | None = None,
     weights_sha256: str | bytes | None = None,
+    guide: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bitstream + the model's hypotheses for the same L -> ab (H, W, 2) float32.
 
-    `hyps` may be None for a gray-mode stream (`needs_hypotheses` is False). Raises
+    `hyps` may be None for a gray-mode stream (`needs_hypotheses` is False; a model-free
+    stream ignores them); `guide` (the
+    luminance file's gray levels, `guide_from_l`) is needed by a luma-guided stream. Raises
     bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a model id /
     weights hash that differ from the header's, and CodecError when the hypotheses are missing
     or do not have the header's shape.
@@ -509,7 +582,7 @@ def decode(
     header, payload = bitstream.unpack(data, name, model_id, weights_sha256)
     expected = (header.k, header.hyp_height, header.hyp_width, 2)
     q_hyps = None
-    if hyps is not None:
+    if hyps is not None and not header.model_free:
         q_hyps = quantize_hypotheses(hyps)
         if q_hyps.shape != expected:
             raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
@@ -517,6 +590,10 @@ def decode(
     layout = GridLayout(h, w, header.cell)
     dec = RangeDecoder(payload)
     if dec.decode_raw(1) == MODE_INDEXED:
+        if header.model_free:
+            raise bitstream.BitstreamError(
+                name, "invalid payload", "index layer in a model-free stream"
+            )
         if q_hyps is None:
             raise CodecError(f"{name}: this bitstream needs the model's hypotheses")
         idx = _decode_indices(dec, layout, header.k + 1)
@@ -526,7 +603,17 @@ def decode(
     if header.refine_cell:
         grid = GridLayout(h, w, header.refine_cell)
         q = _decode_refinement(dec, grid)
-        base += _refinement_field(q, header.refine_step_q, h, w, header.refine_cell)
+        if np.abs(q).max(initial=0) * header.refine_step_q > MAX_REFINEMENT_Q:
+            raise bitstream.BitstreamError(
+                name, "invalid payload", "refinement values outside the ab range"
+            )
+        if header.refine_filter == FILTER_GUIDED:
+            if guide is None:
+                raise CodecError(f"{name}: this bitstream needs the luminance (a guide)")
+            guide = _checked_guide(guide, (h, w))
+        else:
+            guide = None
+        base += _refinement_field(q, header.refine_step_q, h, w, header.refine_cell, guide)
     return (base.astype(np.float32) / np.float32(UP_SCALE)).astype(np.float32)
 
 

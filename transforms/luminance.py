@@ -9,9 +9,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from transforms.colour import l_to_gray
 from transforms.compose import luminance
 from transforms.decode import DEFAULT_MAX_PIXELS, decode_image
+from transforms.lumaguide import guide_from_l
 
 FORMATS = {"jpeg": ".jpg", "png": ".png"}
 SUFFIX = ".l"  # <stem>.l.jpg / <stem>.l.png beside <stem>.cbc
@@ -19,7 +19,7 @@ SUFFIX = ".l"  # <stem>.l.jpg / <stem>.l.png beside <stem>.cbc
 
 def encode_luminance(l: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
     """L (H, W) in [0, 100] -> an 8-bit grayscale JPEG (at `quality`, 4:0:0) or PNG."""
-    gray = np.clip(np.rint(l_to_gray(l) * 255.0), 0, 255).astype(np.uint8)
+    gray = guide_from_l(l)
     buf = io.BytesIO()
     if fmt == "jpeg":
         Image.fromarray(gray, "L").save(buf, "JPEG", quality=quality, optimize=True)

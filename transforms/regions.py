@@ -100,14 +100,14 @@ def source_taps(n_full: int, n_model: int) -> tuple[np.ndarray, np.ndarray, np.n
     return i0, i1, w1
 
 
-def upsample_columns(x: np.ndarray, width: int) -> np.ndarray:
+def upsample_columns(x: np.ndarray, width: int, dtype: type = np.int32) -> np.ndarray:
     """First (horizontal) pass of upsample_fixed: integer maps (h, w, ...) -> (h, width, ...)
-    int32 in 1/64 of x's units."""
+    `dtype` (int32, or int64 for wide values) in 1/64 of x's units."""
     if not np.issubdtype(x.dtype, np.integer):
         raise TypeError("upsample_fixed takes integer maps (quantize first)")
-    x = x.astype(np.int32)
+    x = x.astype(dtype)
     c0, c1, cw = source_taps(width, x.shape[1])
-    cw = cw.astype(np.int32).reshape((1, -1) + (1,) * (x.ndim - 2))
+    cw = cw.astype(dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
     return np.take(x, c0, axis=1) * (_ONE - cw) + np.take(x, c1, axis=1) * cw
 
 
@@ -120,13 +120,16 @@ def _finish(full: np.ndarray, out_bits: int) -> np.ndarray:
     return full
 
 
-def upsample_fixed(x: np.ndarray, height: int, width: int, out_bits: int = 4) -> np.ndarray:
+def upsample_fixed(
+    x: np.ndarray, height: int, width: int, out_bits: int = 4, dtype: type = np.int32
+) -> np.ndarray:
     """Bilinear upsampling of integer maps x (h, w, ...) to (height, width, ...), integers
-    only: the result is round(value * 2^out_bits) as int32 (out_bits <= 12). Exact integer
-    sums, so the order of the two passes does not matter; one rounding at the end."""
-    cols = upsample_columns(x, width)
+    only: the result is round(value * 2^out_bits) as `dtype` (out_bits <= 12; int64 for values
+    that would pass 2^19 in int32). Exact integer sums, so the order of the two passes does not
+    matter; one rounding at the end."""
+    cols = upsample_columns(x, width, dtype)
     r0, r1, rw = source_taps(height, x.shape[0])
-    rw = rw.astype(np.int32).reshape((-1,) + (1,) * (x.ndim - 1))
+    rw = rw.astype(dtype).reshape((-1,) + (1,) * (x.ndim - 1))
     full = np.take(cols, r0, axis=0) * (_ONE - rw)
     full += np.take(cols, r1, axis=0) * rw
     return _finish(full, out_bits)
