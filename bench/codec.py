@@ -297,8 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.bilinear:
             bilinear_rows = run_codec(
-                images, "codec-bilinear", fn, model_id, sha, qualities, args.cell,
-                args.max_bytes, guided=False,
+                images,
+                "codec-bilinear",
+                fn,
+                model_id,
+                sha,
+                qualities,
+                args.cell,
+                args.max_bytes,
+                guided=False,
             )
     synth_rows: list[Row] = []
     if args.synthetic:

@@ -56,15 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="1,1.5,2,2.5,3,4,6")
     args = p.parse_args(argv)
 
-    files = [f for f in list_files(args.data, None) if split_of(uri_key(f), args.val_percent) == "val"]
-    images = [im for im in load_images(files[: args.limit]) if np.abs(im["lab"][..., 1:]).mean() > 1]
+    files = list_files(args.data, None)
+    files = [f for f in files if split_of(uri_key(f), args.val_percent) == "val"]
+    images = load_images(files[: args.limit])
+    images = [im for im in images if np.abs(im["lab"][..., 1:]).mean() > 1]  # colour only
     hyps = np.zeros((1, 8, 8, 2), np.int8)  # unused: gray base
     pairs = [(int(c), float(s)) for c in args.cells.split(",") for s in args.steps.split(",")]
     res = {pair: ([], []) for pair in pairs}
     for img in tqdm(images, desc="sweep"):
         guide = cc.guide_from_l(img["lab"][..., 0])
         for cell, step in pairs:
-            data = cc.encode_settings(img["lab"][..., 1:], hyps, "sweep", "00" * 32, cell, step, guide)
+            ab_true = img["lab"][..., 1:]
+            data = cc.encode_settings(ab_true, hyps, "sweep", "00" * 32, cell, step, guide)
             ab = cc.decode(data, None, guide=guide)
             lab = np.concatenate([img["lab"][..., :1], ab], -1)
             res[(cell, step)][0].append(len(data))

@@ -236,7 +236,8 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
         raise ImageError("codec_failed", f"{item['uri']}: {e}") from e
     write_bytes(item["luminance_uri"], item["luminance_data"])  # each atomic
     write_bytes(item["bitstream_uri"], data)
-    rgb = colourcodec.reconstruct_rgb(item["l"], colourcodec.decode(data, hyps, guide=item["guide"]))
+    ab = colourcodec.decode(data, hyps, guide=item["guide"])
+    rgb = colourcodec.reconstruct_rgb(item["l"], ab)
     height, width = rgb.shape[:2]
     f = np.float32(1 / 255)
     return {

@@ -6,7 +6,7 @@ high bit set on every byte but the last; at most 5 bytes):
 | offset | size | field |
 |---|---|---|
 | 0 | 4 | magic `43 42 43 1A` (`b"CBC\\x1a"`) |
-| 4 | 1 | format version, `03` (`02` streams, the same without the refinement filter byte, still decode, with filter 0; version 1, whose payload had no mode bit, is refused) |
+| 4 | 1 | format version, `03` (`02` streams: no filter byte, filter 0; version 1 is refused) |
 | 5 | 1 | n = length of the model id (0..255; 0 = a model-free stream, see below) |
 | 6 | n | model id, ASCII (the registry name, e.g. `multihypothesis`) |
 | 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 (absent when n = 0) |
@@ -20,7 +20,7 @@ high bit set on every byte but the last; at most 5 bytes):
 | ... | 1 | quality setting used by the encoder (0..100; informative) |
 | ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
 | ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
-| ... | 1 | refinement filter: `00` = bilinear between cell centres, `01` = luminance-guided (transforms/lumaguide.py: needs the luminance file's gray levels) |
+| ... | 1 | refinement filter: `00` bilinear, `01` luminance-guided (transforms/lumaguide.py) |
 | ... | var | P = payload length in bytes |
 | ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is |
 | | | the mode: 0 = index layer over the K hypotheses + gray, 1 = gray base, no index layer) |

@@ -14,10 +14,10 @@ edge over a cell; here the chroma follows the luminance instead (a guided filter
 4. a and b are interpolated bilinearly (transforms/regions.upsample_fixed, cell centres as
    there) to every pixel, which gets a * gray + b.
 
-Every step is integer arithmetic (int64 per cell, int32 per pixel), so the same cell values and guide give the same
-field on every machine. Chosen on ImageNet validation samples (never Kodak): EPS and the 3x3
-window; there the guided field lowers CIEDE2000 by about a tenth against bilinear at the
-codec's cell sizes (see README, encode/decode).
+Every step is integer arithmetic (int64 per cell, int32 per pixel), so the same cell values
+and guide give the same field on every machine. EPS and the 3x3 window were chosen on 23
+ImageNet validation photos (never Kodak): cell means at 16 / 32 px, CIEDE2000 3.25 / 4.25
+against bilinear's 3.59 / 4.71 (EPS 100..1600 and a 5x5 window all did worse).
 """
 
 from __future__ import annotations
