@@ -388,6 +388,8 @@ def beam_flags() -> set[str]:
 def unknown_options(rest: list[str], job_flags: Iterable[str]) -> list[tuple[str, str | None]]:
     """The `--options` in rest that Beam does not know either, each with the closest known
     spelling among the job's and Beam's options (or None)."""
+    if not any(a.startswith("--") and a != "--" for a in rest):
+        return []  # nothing to check: no Beam import (single-file jobs start faster)
     beam = beam_flags()
     candidates = sorted(set(job_flags) | beam)
     out: list[tuple[str, str | None]] = []

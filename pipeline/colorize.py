@@ -2,7 +2,7 @@
 
 MatchFiles -> AssignNames (GroupByKey of candidate names, Reshuffle) -> resumed outputs split
 off (--skip-existing) -> decode + L at render size (transforms.compose) ->
-RunInference (models.infer.ColorizerHandler, batched, model loaded once per worker) ->
+RunInference (models.handler.ColorizerHandler, batched, model loaded once per worker) ->
 upsample ab, combine with the original L, write image (fsspec) ->
   <output>/<input's relative path>.<fmt> (named by transforms.naming: never two inputs on one
   output), results/*.parquet (schema.COLORIZE_SCHEMA), stats.json, errors/, filtered/,
@@ -22,29 +22,13 @@ import logging
 import posixpath
 import time
 from dataclasses import dataclass
-from functools import partial
 
-import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.infer import ColorizerHandler, DecodeSettings, predict_ab, resolve_device
+from models.infer import DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import can_sample, describe, load_model, names, takes_hints
-from pipeline import checks, progress
-from pipeline.common import (
-    OUTCOMES,
-    RESUMED,
-    AssignNames,
-    MatchFiles,
-    WriteAccounting,
-    WriteRowBatches,
-    accounting_inputs,
-    infer_and_finish,
-    run_file_job,
-    safe_apply,
-)
-from pipeline.options import make_pipeline_options, threads_per_worker
+from pipeline import checks
 from transforms import naming, schema
 from transforms.colour import chroma, rgb_to_lab
 from transforms.compose import EXTENSIONS, luminance, write_image
@@ -62,7 +46,6 @@ from transforms.fileio import (
 from transforms.hints import (
     HintError,
     hinted_strength,
-    is_sidecar,
     no_hints,
     parse_hints,
     sidecar_uri,
@@ -295,23 +278,6 @@ def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> di
     return row
 
 
-class SplitResumed(beam.DoFn):
-    """(uri, stem) -> main: the inputs still to do; RESUMED: the results rows of outputs an
-    earlier run finished (--skip-existing)."""
-
-    def __init__(self, cfg: ColorizeConfig):
-        self.cfg = cfg
-
-    def process(self, element):
-        uri, stem = element
-        row = resumed_row(uri, stem, self.cfg) if self.cfg.skip_existing else None
-        if row is None:
-            yield element
-        else:
-            beam.metrics.Metrics.counter(JOB, RESUMED).inc()
-            yield beam.pvalue.TaggedOutput(RESUMED, row)
-
-
 def prepare_named(element: tuple[str, str], cfg: ColorizeConfig) -> dict:
     """prepare() for an (uri, output stem) pair: reads the file itself."""
     uri, stem = element
@@ -470,75 +436,6 @@ def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -
     )
 
 
-def build(
-    p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args, threads: int | None = None
-) -> None:
-    """Add the colorize graph to pipeline p."""
-    uris = (
-        p
-        | "Match" >> MatchFiles(inputs)
-        | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
-    )
-    # (uri, output stem): collisions resolved with a global view (transforms.naming)
-    named = uris | "Name" >> AssignNames(cfg.bases, exclude=cfg.output)
-    split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")
-    prep = safe_apply(
-        split.todo,
-        partial(prepare_named, cfg=cfg),
-        JOB,
-        "Prepare",
-        stage="decode",
-        read=False,
-        success=None,
-        uri_of=lambda e: e[0],
-    )
-    handler = KeyedModelHandler(
-        ColorizerHandler(
-            cfg.model,
-            cfg.weights,
-            args.device,
-            cfg.settings,
-            min_batch_size=args.min_batch_size,
-            max_batch_size=args.batch_size,
-            threads=threads,
-            large_model=getattr(args, "share_model", False),
-            model_copies=getattr(args, "model_copies", None),
-        )
-    )
-    done, model_errors = infer_and_finish(
-        prep.rows,
-        handler,
-        partial(finish_and_mark, cfg=cfg),
-        JOB,
-        "Finish",
-        "write",
-        schema.COLORIZED,
-    )
-    # results/ is rebuilt every run: this run's rows + the rows of the resumed outputs
-    flat = done.rows | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
-    rows = (flat, split[RESUMED]) | "AllRows" >> beam.Flatten()
-    _ = rows | "Results" >> WriteRowBatches(
-        join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
-    )
-    settings = {
-        "model": cfg.model,
-        "weights": cfg.weights,
-        "weights_sha256": cfg.weights_sha256,
-        "render_size": cfg.render_size,
-        "temperature": cfg.settings.temperature,
-        "decode": cfg.settings.method,
-        "pipeline": cfg.pipeline,
-        "strength": cfg.settings.strength,
-        "inputs": inputs,
-        "format": cfg.fmt,
-    }
-    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
-    acc[RESUMED] = split[RESUMED] | "ResumedOutcome" >> beam.Map(lambda _: schema.COLORIZED)
-    # progress: one tick per input done (an outcome, a resumed output or a model failure)
-    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)
-    _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
-
-
 def colorize_files(inputs: list[str], out_file: str, args) -> None:
     """Single-image mode: colorize each input file directly (no Beam)."""
     if len(inputs) != 1:
@@ -596,6 +493,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         cfg.render_size,
         cfg.settings.temperature,
     )
+    # Beam only here: `colorize IMAGE -o OUT` never imports it (start-up)
+    from pipeline.colorize_graph import build
+    from pipeline.common import run_file_job
+    from pipeline.options import make_pipeline_options, threads_per_worker
+
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
     threads = threads_per_worker(options)
     run_file_job(

@@ -12,6 +12,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from pipeline import progress
 from transforms import naming, schema
 from transforms.decode import ImageError
 from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
@@ -357,3 +358,31 @@ def _not_under(uri: str, folder: str | None) -> bool:
         log.warning("not an input: %s is inside the output folder", uri)
         return False
     return True
+
+
+class _TickFn(beam.DoFn):
+    def __init__(self, job: str, weight: int):
+        self.job, self.weight = job, weight
+
+    def process(self, element):
+        progress.tick(self.job, self.weight)
+        return ()
+
+
+class Ticks(beam.PTransform):
+    """`pcoll | Ticks(job)`: one tick (or `weight` ticks) per element; outputs nothing.
+    Apply it where the elements are produced (see tick_each), not after a Flatten."""
+
+    def __init__(self, job: str, weight: int = 1):
+        super().__init__()
+        self.job, self.weight = job, weight
+
+    def expand(self, pcoll):
+        return pcoll | beam.ParDo(_TickFn(self.job, self.weight))
+
+
+def tick_each(job: str, *pcolls, weight: int = 1, label: str = "Progress") -> None:
+    """Apply Ticks(job) to each PCollection separately. (Not to their Flatten: the local
+    runner materialises a Flatten's inputs, so its consumer would tick only at the end.)"""
+    for i, pc in enumerate(pcolls):
+        _ = pc | f"{label}{i}" >> Ticks(job, weight)

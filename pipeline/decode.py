@@ -33,10 +33,11 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
+from models.handler import ColorizerHandler
+from models.infer import predict_hypotheses, resolve_device
 from models.multihyp import STRIDE
 from models.registry import describe, load_model
-from pipeline import checks, progress
+from pipeline import checks
 from pipeline.common import (
     OUTCOMES,
     AssignNames,
@@ -47,6 +48,7 @@ from pipeline.common import (
     infer_and_finish,
     run_file_job,
     safe_apply,
+    tick_each,
 )
 from pipeline.encode import (
     CBC,
@@ -291,7 +293,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
     )
     acc = accounting_inputs(prep, done, done_gray, extra_errors=[model_errors])
     # progress: one tick per input done (rejected, decoded, failed decoding, or in the model)
-    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], done_gray[OUTCOMES], model_errors)
+    tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], done_gray[OUTCOMES], model_errors)
     settings = {
         "model": cfg.model,
         "weights": cfg.weights,

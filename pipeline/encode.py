@@ -3,7 +3,7 @@
 MatchFiles -> AssignNames (the naming rule colorize uses, transforms.naming: relative path
 kept, same-stem collisions keep both; inputs inside OUTPUT skipped) -> decode, write the
 luminance file (grayscale JPEG at --l-quality, or PNG) and read it back, so the model sees
-exactly what the decoder will see -> RunInference (models.infer.ColorizerHandler with
+exactly what the decoder will see -> RunInference (models.handler.ColorizerHandler with
 hypotheses=True: the K ab hypotheses of the multihypothesis model; same batching and --device
 as colorize) -> transforms.colourcodec (best hypothesis per --region cell + refinement layer,
 --quality / --max-bytes; the refinement layer follows the luminance file's gray levels,
@@ -33,9 +33,10 @@ from functools import partial
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.infer import ColorizerHandler, predict_hypotheses, resolve_device
+from models.handler import ColorizerHandler
+from models.infer import predict_hypotheses, resolve_device
 from models.registry import describe, load_model
-from pipeline import checks, progress
+from pipeline import checks
 from pipeline.common import (
     OUTCOMES,
     AssignNames,
@@ -46,6 +47,7 @@ from pipeline.common import (
     infer_and_finish,
     run_file_job,
     safe_apply,
+    tick_each,
 )
 from pipeline.options import make_pipeline_options, threads_per_worker
 from transforms import colourcodec, schema
@@ -322,7 +324,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     settings = {k: v for k, v in cfg.__dict__.items() if k != "output"}
     acc = accounting_inputs(prep, done, extra_errors=[model_errors])
     # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
-    progress.tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
+    tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(
         cfg.output, JOB, {"settings": {**settings, "inputs": inputs}}
     )

@@ -21,7 +21,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from models.infer import ColorizerHandler, DecodeSettings, predict, resolve_device
+from models.handler import ColorizerHandler
+from models.infer import DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import DEFAULT_MODEL, describe, has_likelihood, load_model, names
 from pipeline import checks, evaluate_hints, progress
@@ -34,6 +35,7 @@ from pipeline.common import (
     accounting_inputs,
     dead_letter_rows,
     safe_apply,
+    tick_each,
 )
 from pipeline.locking import output_lock
 from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
@@ -193,7 +195,8 @@ def load_truth(
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
     rgb = fit_and_crop(img.rgb, size) if size else img.rgb
-    tone = classify_tone(rgb_to_lab(fit_and_crop(rgb, FILTER_THUMBNAIL)))
+    thumb = fit_and_crop(rgb, FILTER_THUMBNAIL)
+    tone = classify_tone(rgb_to_lab(thumb), rgb=thumb)
     if tone != "colour":
         raise ImageError(tone, f"{tone} photo: no colour truth")
     return {
@@ -439,10 +442,10 @@ def build(
     # progress: an image is done when every model scored it (or failed on it): one tick per
     # model and image; an image rejected at decode ticks once per model at once
     rejected = truth[OUTCOMES] | "Rejected" >> beam.Filter(lambda o: o != EVALUATED)
-    progress.tick_each(JOB, rejected, weight=len(specs), label="ProgressRejected")
+    tick_each(JOB, rejected, weight=len(specs), label="ProgressRejected")
     model_steps = steps[-len(specs) :] if specs else []
-    progress.tick_each(JOB, *[st.rows for st in model_steps], label="ProgressScored")
-    progress.tick_each(JOB, *[st[ERRORS] for st in model_steps], *dead, label="ProgressFailed")
+    tick_each(JOB, *[st.rows for st in model_steps], label="ProgressScored")
+    tick_each(JOB, *[st[ERRORS] for st in model_steps], *dead, label="ProgressFailed")
     if getattr(args, "hints", None):
         hint_steps, hint_dead = evaluate_hints.build_sweep(truth.rows, args, specs, prior, threads)
         steps, dead = steps + hint_steps, dead + hint_dead

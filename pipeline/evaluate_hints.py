@@ -19,7 +19,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from models.infer import ColorizerHandler
+from models.handler import ColorizerHandler
 from models.official import model_input
 from models.registry import takes_hints
 from pipeline import checks

@@ -1,8 +1,9 @@
 """Progress lines for local runs: `colorize: 120/400 images, 9.8 img/s, ETA 28 s`.
 
-Workers call `tick(job)` once per finished input (or apply `Ticks(job)` to a PCollection with
-one element per finished input). Each tick appends one byte to a file named after the worker's
-process id in a run-local folder named by the CHROMABEAM_PROGRESS_DIR environment variable;
+Workers call `tick(job)` once per finished input (or apply `Ticks(job)`, in pipeline/common.py
+with the rest of the Beam side, to a PCollection with one element per finished input). Each
+tick appends one byte to a file named after the worker's process id in a run-local folder
+named by the CHROMABEAM_PROGRESS_DIR environment variable;
 the driver's `report(...)` creates that folder, sets the variable (worker processes the local
 runner starts inherit it) and runs a thread that sums the file sizes every few seconds. So
 the count crosses processes (stage's multi_processing mode) as well as threads. Without the
@@ -20,8 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-
-import apache_beam as beam
 
 log = logging.getLogger("chromabeam.progress")
 ENV = "CHROMABEAM_PROGRESS_DIR"
@@ -42,34 +41,6 @@ def tick(job: str, n: int = 1) -> None:
             f.write(b"." * n)
     except OSError:  # the driver finished and removed the folder: nothing to report to
         pass
-
-
-class _TickFn(beam.DoFn):
-    def __init__(self, job: str, weight: int):
-        self.job, self.weight = job, weight
-
-    def process(self, element):
-        tick(self.job, self.weight)
-        return ()
-
-
-class Ticks(beam.PTransform):
-    """`pcoll | Ticks(job)`: one tick (or `weight` ticks) per element; outputs nothing.
-    Apply it where the elements are produced (see tick_each), not after a Flatten."""
-
-    def __init__(self, job: str, weight: int = 1):
-        super().__init__()
-        self.job, self.weight = job, weight
-
-    def expand(self, pcoll):
-        return pcoll | beam.ParDo(_TickFn(self.job, self.weight))
-
-
-def tick_each(job: str, *pcolls, weight: int = 1, label: str = "Progress") -> None:
-    """Apply Ticks(job) to each PCollection separately. (Not to their Flatten: the local
-    runner materialises a Flatten's inputs, so its consumer would tick only at the end.)"""
-    for i, pc in enumerate(pcolls):
-        _ = pc | f"{label}{i}" >> Ticks(job, weight)
 
 
 def count(folder: str, job: str) -> int:

@@ -29,6 +29,7 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     safe_apply,
+    tick_each,
 )
 from pipeline.locking import output_lock
 from pipeline.options import is_local, log_counters, make_pipeline_options
@@ -164,7 +165,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
     uris = p | "Match" >> MatchFiles(args.inputs)
     out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
-    progress.tick_each(JOB, out[OUTCOMES])  # one outcome per input
+    tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
         join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows, write_shard_rows
     )

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from models.infer import ColorizerHandler, predict_hypotheses
+from models.handler import ColorizerHandler
+from models.infer import predict_hypotheses
 from pipeline import decode, encode
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
 from tests.helpers import smooth_colour_field

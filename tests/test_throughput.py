@@ -1,4 +1,4 @@
-"""Issue 14: the shared-model option of models.infer.ColorizerHandler, the train check on the
+"""Issue 14: the shared-model option of models.handler.ColorizerHandler, the train check on the
 shards' colour space, and the bench helpers that separate start-up from steady state."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ def tiny_ckpt(tmp_path_factory) -> str:
 
 
 def test_handler_shares_the_model_only_when_asked(tiny_ckpt):
-    from models.infer import ColorizerHandler, DecodeSettings, SharedPredictor, predict
+    from models.handler import ColorizerHandler, SharedPredictor
+    from models.infer import DecodeSettings, predict
 
     plain = ColorizerHandler(None, tiny_ckpt, "cpu")
     assert not plain.share_model_across_processes()
@@ -49,7 +50,7 @@ def test_shared_predictor_works_through_beams_process_proxy(tiny_ckpt):
     process by apache_beam.utils.multi_process_shared, called through a proxy."""
     from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-    from models.infer import ColorizerHandler
+    from models.handler import ColorizerHandler
 
     handler = ColorizerHandler(None, tiny_ckpt, "cpu", large_model=True)
     shared = MultiProcessShared(handler.load_model, tag=uuid.uuid4().hex, always_proxy=True)
@@ -71,3 +72,25 @@ def test_tick_sampler_startup_and_steady_rate():
     assert s.first() == 2.0
     assert s.steady(100, 0.10, 0.90) == pytest.approx((90 - 10) / (4.0 - 2.0))
     assert s.steady(1000, 0.10, 0.90) is None  # never reached 90%
+
+
+def test_single_image_colorize_imports_no_beam(tmp_path):
+    """`colorize IMAGE -o OUT` (and the CLI's option checks) never import Beam: about 1 s of the
+    single-image start-up (issue 14's < 3 s target)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from tests.helpers import smooth_colour_field
+
+    src = tmp_path / "p.png"
+    Image.fromarray(smooth_colour_field(40, 48, seed=1)).save(src)
+    code = (
+        "import sys; from pipeline import cli; "
+        f"rc = cli.main(['colorize', {str(src)!r}, '-o', {str(tmp_path / 'o.png')!r}]); "
+        "print(rc, 'apache_beam' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+    assert (tmp_path / "o.png").exists()

@@ -14,18 +14,21 @@ Encoder (`encode`), given the true ab (H, W, 2) of an image and the model's K hy
    index layer: per grid cell (`cell` px) the index k in 0..K (K = gray) minimising
    SSE_k + lambda * bits_k (squared ab error over the cell plus the rate of k under the adaptive
    model in its current state, context = the left and upper cells' indices), coded with a
-   range coder (transforms/rangecoder.py), one adaptive frequency model per context;
+   range coder (transforms/rangecoder.py), one adaptive frequency model per context; a
+   gray-mode stream is model-free (its header names no model: transforms/bitstream.py);
 3. refinement layer (quality > 0): on a coarser grid (`refine_cell` px) the mean ab residual
    left by the chosen hypotheses, quantized to a step (dead-zone rounding, a few
-   back-projection passes because the decoder interpolates the grid bilinearly), coded as
+   back-projection passes because the decoder interpolates the grid: guided by the luminance
+   file's gray levels when the encoder has them, transforms/lumaguide.py, else bilinearly;
+   the header's refinement filter says which), coded as
    signed integers (zero flag with the neighbours' zero-ness as context, sign, unary /
    Exp-Golomb magnitude), either directly or as differences from the left/upper values
    (DPCM), whichever is smaller (one raw bit says which).
 The payload goes into a `.cbc` bitstream (transforms/bitstream.py) with the settings.
 
-Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 96 px cells
-for quality 1..12, then 48, 32, 24, 16, 12 and 8 px for 85..100, the step falling from 4 (6
-at first) to 1.5..2.5 ab units within each segment, down to 1 at 100) and lambda (0.12 * step^2 *
+Rate knobs: `quality` 0..100 sets the refinement cell and step (QUALITY_SEGMENTS: 128 px cells
+for quality 1..4, then 96, 64, 48, 32, 24, 16, 12 and 8 px for 83..100, the step falling
+within each segment, from 12 ab units at quality 1 down to 1 at 100) and lambda (0.12 * step^2 *
 refinement-cell pixels, at most LAMBDA_Q0 per index-cell pixel); quality 0 sends no refinement
 layer (indices only, or gray). `max_bytes`
 searches the highest quality whose bitstream fits (bisection), then coarser index cells at
@@ -75,18 +78,22 @@ _MODES = (MODE_INDEXED, MODE_GRAY)  # the modes the encoder tries (rate-distorti
 # rate-distortion cost D + lambda R must beat the gray mode's by this fraction to be chosen
 INDEX_MODE_MARGIN = 0.05
 # quality 1..100 in segments: (last quality, refinement cell px, step at the segment's first
-# quality, step at its last) in ab units, the step geometric in between. Chosen from a sweep of
-# (cell, step) pairs on 16 ImageNet samples (gray base, bench-like sizes): the segments follow
-# the lower convex hull of (bytes, CIEDE2000), and each segment ends before its bytes pass the
-# next segment's first point, so the mean rate rises with quality.
+# quality, step at its last) in ab units, the step geometric in between. Chosen with
+# `python bench/codec_sweep.py` (gray base, luma-guided refinement, every (cell, step) pair on
+# the 95 colour ImageNet samples of stage's 10% validation split, never Kodak): the segments
+# follow the lower convex hull of (bytes, CIEDE2000), which favours coarse steps (6 to 3 ab
+# units) on coarse grids, and each segment starts above the previous one's bytes, so the mean
+# rate rises with quality.
 QUALITY_SEGMENTS = (
-    (12, 96, 6.0, 2.5),
-    (28, 48, 4.0, 2.5),
-    (42, 32, 4.0, 2.0),
-    (56, 24, 4.0, 1.5),
-    (70, 16, 4.0, 2.0),
-    (84, 12, 4.0, 1.5),
-    (100, 8, 4.0, 1.0),
+    (4, 128, 12.0, 6.0),
+    (10, 96, 8.0, 6.0),
+    (18, 64, 8.0, 6.0),
+    (28, 48, 6.0, 4.0),
+    (40, 32, 6.0, 3.0),
+    (54, 24, 4.0, 2.0),
+    (68, 16, 4.0, 2.5),
+    (82, 12, 4.0, 2.0),
+    (100, 8, 3.0, 1.0),
 )
 
 

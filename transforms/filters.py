@@ -56,19 +56,30 @@ class GrayThresholds:
     min_tone_chroma: float = 4.0  # ... and the median chroma at least this
 
 
-def smooth_tone_residual(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> float:
+def smooth_tone_residual(
+    lab: np.ndarray, t: GrayThresholds = GrayThresholds(), rgb: np.ndarray | None = None
+) -> float:
     """The JPEG-robust tone residual of a Lab image (H, W, 3) (or (N, 3): no smoothing).
 
     Straight-line fit of (Cb, Cr) on Y (8-bit YCbCr), residual smoothed by a Gaussian of
     sigma `t.tone_smoothing` pixels (reflected at the borders), `t.smooth_percentile` of its
-    magnitude.
+    magnitude. `rgb`: the same image as sRGB uint8 when the caller has it (saves converting
+    Lab back).
     """
     lab = np.asarray(lab, dtype=np.float32)
     shape = lab.shape[:2] if lab.ndim == 3 else (lab.reshape(-1, 3).shape[0], 1)
-    ycc = lab_to_rgb(lab).reshape(-1, 3).astype(np.float64) @ _RGB_TO_YCC.T
-    design = np.stack([np.ones(len(ycc)), ycc[:, 0] / 255.0], -1)
-    coef, *_ = np.linalg.lstsq(design, ycc[:, 1:], rcond=None)
-    residual = (ycc[:, 1:] - design @ coef).reshape(*shape, 2)
+    pixels = (
+        np.asarray(rgb, np.float64).reshape(-1, 3) / 255.0
+        if rgb is not None
+        else lab_to_rgb(lab).reshape(-1, 3).astype(np.float64)
+    )
+    ycc = pixels @ _RGB_TO_YCC.T
+    # least-squares line (Cb, Cr) = c0 + c1 * Y in closed form (one regressor)
+    y = ycc[:, 0]
+    yc = y - y.mean()
+    slope = (yc @ ycc[:, 1:]) / max(float(yc @ yc), 1e-12)
+    fit = ycc[:, 1:].mean(0) + yc[:, None] * slope
+    residual = (ycc[:, 1:] - fit).reshape(*shape, 2)
     if lab.ndim == 3 and t.tone_smoothing > 0:
         from scipy.ndimage import gaussian_filter
 
@@ -79,10 +90,13 @@ def smooth_tone_residual(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) 
     return float(np.percentile(np.hypot(residual[..., 0], residual[..., 1]), t.smooth_percentile))
 
 
-def colour_measures(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> dict[str, float]:
+def colour_measures(
+    lab: np.ndarray, t: GrayThresholds = GrayThresholds(), rgb: np.ndarray | None = None
+) -> dict[str, float]:
     """Mean, median ("tone_chroma") and percentile chroma and both tone residuals of a Lab
-    image (H, W, 3) (an (N, 3) array of pixels is measured without smoothing)."""
-    smooth = smooth_tone_residual(lab, t)
+    image (H, W, 3) (an (N, 3) array of pixels is measured without smoothing); `rgb`, the
+    same image as sRGB uint8 if at hand."""
+    smooth = smooth_tone_residual(lab, t, rgb)
     lab = np.asarray(lab, dtype=np.float32).reshape(-1, 3)
     ab = lab[:, 1:]
     c = chroma(ab)
@@ -110,9 +124,12 @@ def colour_measures(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> di
     }
 
 
-def classify_tone(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> str:
-    """'grayscale', 'toned' or 'colour' for a Lab image (..., 3)."""
-    m = colour_measures(lab, t)
+def classify_tone(
+    lab: np.ndarray, t: GrayThresholds = GrayThresholds(), rgb: np.ndarray | None = None
+) -> str:
+    """'grayscale', 'toned' or 'colour' for a Lab image (..., 3) (`rgb`: the same image as
+    sRGB uint8, if at hand)."""
+    m = colour_measures(lab, t, rgb)
     if m["mean_chroma"] < t.mean_chroma and m["high_chroma"] < t.high_chroma:
         return "grayscale"
     if m["tone_residual"] < t.tone_residual:

@@ -132,8 +132,8 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
     # The filter looks at a thumbnail of the stored crop (cheap), or of the decoded image when
     # the crop is smaller than the thumbnail (upsampling would blur the tone measures).
     source = crop if cfg.size >= FILTER_THUMBNAIL else img.rgb
-    thumb = rgb_to_lab(fit_and_crop(source, FILTER_THUMBNAIL))
-    tone = classify_tone(thumb, cfg.thresholds)
+    thumb = fit_and_crop(source, FILTER_THUMBNAIL)
+    tone = classify_tone(rgb_to_lab(thumb), cfg.thresholds, rgb=thumb)
     if tone != "colour":
         raise ImageError(tone, f"{tone} photo: no colour truth")
     # One Lab conversion of the crop, as planes (colour.rgb8_to_lab_planes: the uint8 fast
