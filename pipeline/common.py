@@ -191,20 +191,37 @@ def accounting_inputs(*outputs, extra_errors=()) -> dict:
     return merged
 
 
-class _WriteShards(beam.DoFn):
-    """Buffer rows and write a Parquet file every `n` rows and at the end of each bundle."""
+def row_bytes(row: dict) -> int:
+    """The bytes a row's binary fields hold (its pixel payload): what a shard buffers."""
+    return sum(len(v) for v in row.values() if isinstance(v, (bytes, bytearray)))
 
-    def __init__(self, out_dir: str, prefix: str, pa_schema, n: int, write: Callable = write_shard):
+
+class _WriteShards(beam.DoFn):
+    """Buffer rows and write a Parquet file every `n` rows, or as soon as the rows' binary
+    fields pass `max_bytes`, and at the end of each bundle."""
+
+    def __init__(
+        self,
+        out_dir: str,
+        prefix: str,
+        pa_schema,
+        n: int,
+        write: Callable = write_shard,
+        max_bytes: int | None = None,
+    ):
         self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
-        self.write = write
+        self.write, self.max_bytes = write, max_bytes
         self.buffer: list[dict] = []
+        self.bytes = 0
 
     def start_bundle(self):
-        self.buffer = []
+        self.buffer, self.bytes = [], 0
 
     def process(self, row):
         self.buffer.append(row)
-        if len(self.buffer) >= self.n:
+        if self.max_bytes:
+            self.bytes += row_bytes(row)
+        if len(self.buffer) >= self.n or (self.max_bytes and self.bytes >= self.max_bytes):
             yield self._flush()
 
     def finish_bundle(self):
@@ -216,15 +233,16 @@ class _WriteShards(beam.DoFn):
             )
 
     def _flush(self) -> str:
-        rows, self.buffer = self.buffer, []
+        rows, self.buffer, self.bytes = self.buffer, [], 0
         return self.write(rows, self.out_dir, self.prefix, self.schema)
 
 
 class WriteRowBatches(beam.PTransform):
     """Write dict rows as Parquet files of at most `rows_per_file` rows (never empty).
 
-    Each worker buffers the rows of its bundle (so memory is bounded by rows_per_file) and
-    writes a file when the buffer is full or the bundle ends. No GroupIntoBatches: its
+    Each worker buffers the rows of its bundle (so memory is bounded by rows_per_file and,
+    if given, `max_bytes` of binary fields) and writes a file when the buffer is full or the
+    bundle ends. No GroupIntoBatches: its
     real-time timer makes the DirectRunner fall back to a single process.
     `write(rows, out_dir, prefix, pa_schema) -> uri` writes one file (default
     fileio.write_shard; `stage` passes its faster staging.write_shard_rows).
@@ -237,14 +255,15 @@ class WriteRowBatches(beam.PTransform):
         pa_schema,
         rows_per_file: int,
         write: Callable = write_shard,
+        max_bytes: int | None = None,
     ):
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, pa_schema
-        self.n, self.write = rows_per_file, write
+        self.n, self.write, self.max_bytes = rows_per_file, write, max_bytes
 
     def expand(self, rows):
         return rows | "Write" >> beam.ParDo(
-            _WriteShards(self.out_dir, self.prefix, self.schema, self.n, self.write)
+            _WriteShards(self.out_dir, self.prefix, self.schema, self.n, self.write, self.max_bytes)
         )
 
 

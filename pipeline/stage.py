@@ -1,7 +1,8 @@
 """`chromabeam stage`: a glob of photos -> Parquet training shards, colour priors, accounting.
 
 MatchFiles -> Reshuffle -> read + decode + filter + crop + Lab (transforms.staging) ->
-  shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows each; --space yuv:
+  shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows and --shard-mb
+                          MiB of pixels each; --space yuv:
                           l / ab hold BT.601 YUV, recorded in each row and in priors.json)
   priors.json, prior_*.npy, rebalance_weights.npy, ab_bins.npy, priors.png
   stats.json, errors/*.parquet, filtered/*.parquet
@@ -69,6 +70,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=checks.positive_int,
         default=1000,
         help="rows per Parquet shard at most",
+    )
+    p.add_argument(
+        "--shard-mb",
+        type=checks.positive_int,
+        default=64,
+        help="pixel bytes (MiB, before compression) per Parquet shard at most: each worker "
+        "buffers one shard, so this bounds its memory at any --size",
     )
     p.add_argument(
         "--max-pixels",
@@ -167,7 +175,12 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
     tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
-        join(args.output, "shards"), "part", schema.SHARD_SCHEMA, args.shard_rows, write_shard_rows
+        join(args.output, "shards"),
+        "part",
+        schema.SHARD_SCHEMA,
+        args.shard_rows,
+        write_shard_rows,
+        max_bytes=args.shard_mb << 20,  # memory per worker bounded whatever the image size
     )
     _ = (
         out.rows

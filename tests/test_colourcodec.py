@@ -269,3 +269,18 @@ def test_gray_mode_streams_are_model_free():
     )  # fmt: skip
     with pytest.raises(BitstreamError, match="invalid payload"):
         cc.decode(forged, _hyps(ab), "forged.cbc")
+
+
+def test_version_2_stream_still_decodes_to_the_same_pixels():
+    """tests/data/v2_gray_q95.cbc was written by the format-2 encoder (commit 43d9fc3: no
+    filter byte, refinement coded without sign / magnitude contexts); today's decoder must
+    give exactly the pixels that encoder's decoder gave (their SHA-256, recorded then)."""
+    import hashlib
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "data" / "v2_gray_q95.cbc").read_bytes()
+    header = cc.read_header(data)
+    assert header.version == 2 and header.refine_filter == 0 and header.refine_cell
+    out = cc.decode(data, None)
+    digest = hashlib.sha256(out.tobytes()).hexdigest()
+    assert digest == "fc5bdeca99f8a6d53b62d8d1fa74916e9398c1ed67b5bf8973ad7cc1e9a52b54"

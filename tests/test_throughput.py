@@ -94,3 +94,30 @@ def test_single_image_colorize_imports_no_beam(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
     assert (tmp_path / "o.png").exists()
+
+
+def test_shard_writer_flushes_by_rows_or_pixel_bytes():
+    """A worker's shard buffer is bounded by rows and by the rows' binary bytes (--shard-mb),
+    so memory stays flat at any --size; every row is written exactly once."""
+    from pipeline.common import _WriteShards, row_bytes
+
+    written: list[list[dict]] = []
+
+    def write(rows, out_dir, prefix, schema):
+        written.append(rows)
+        return f"{out_dir}/{prefix}-{len(written)}"
+
+    rows = [{"key": str(i), "l": b"x" * 10, "ab": b"y" * 20} for i in range(10)]
+    assert row_bytes(rows[0]) == 30
+    fn = _WriteShards("o", "part", None, n=4, write=write, max_bytes=70)
+    fn.start_bundle()
+    out = [u for r in rows for u in fn.process(r)]
+    out += [w.value for w in fn.finish_bundle()]
+    assert [len(b) for b in written] == [3, 3, 3, 1]  # 90 B >= 70 B after three rows
+    assert [r["key"] for b in written for r in b] == [str(i) for i in range(10)]
+    assert len(out) == 4
+    written.clear()
+    fn = _WriteShards("o", "part", None, n=4, write=write)  # rows only
+    fn.start_bundle()
+    _ = [u for r in rows for u in fn.process(r)] + list(fn.finish_bundle())
+    assert [len(b) for b in written] == [4, 4, 2]

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAGIC = b"CBC\x1a"
 VERSION = 3
@@ -91,6 +91,9 @@ class Header:
     refine_step_q: int = 0  # refinement step in 1/4 ab units
     layout: str = "grid"
     refine_filter: int = 0  # FILTERS: how the decoder spreads the refinement values
+    # the format version the stream was read from (pack always writes VERSION); it selects
+    # the payload's entropy-coder contexts, so it is not part of a header's identity
+    version: int = field(default=VERSION, compare=False)
 
     @property
     def model_free(self) -> bool:
@@ -270,6 +273,7 @@ def unpack(
         refine_step_q=refine_step_q,
         layout=LAYOUTS[layout_code],
         refine_filter=refine_filter,
+        version=version,
     )
     check_model(header, name, model_id, weights_sha256)
     return header, payload

@@ -332,15 +332,47 @@ def _zero_contexts(q: np.ndarray) -> np.ndarray:
     return ctx
 
 
+SIGN_CONTEXTS = 9  # (sign of the left value, sign of the upper value), each -1 / 0 / +1
+MAG_CONTEXTS = 3  # min(2, |left| + |upper|)
+
+
+def _coders(version: int) -> list[SignedIntCoder]:
+    """The refinement layer's coders for a and b: from format version 3 with sign and
+    magnitude contexts (the neighbours' signs predict a colour region's sign: about a quarter
+    of the bytes at mid rates), version 2 without."""
+    if version >= 3:
+        return [SignedIntCoder(z, SIGN_CONTEXTS, MAG_CONTEXTS) for z in (3, 6)]
+    return [SignedIntCoder(3), SignedIntCoder(6)]
+
+
+def _sign_mag_context(plane: np.ndarray, r: int, c: int) -> tuple[int, int]:
+    left = int(plane[r, c - 1]) if c else 0
+    up = int(plane[r - 1, c]) if r else 0
+    sign = 3 * ((left > 0) - (left < 0) + 1) + (up > 0) - (up < 0) + 1
+    return sign, min(2, abs(left) + abs(up))
+
+
+def _sign_mag_contexts(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_sign_mag_context of every position at once (the encoder knows all values)."""
+    left = np.zeros_like(q)
+    left[:, 1:] = q[:, :-1]
+    up = np.zeros_like(q)
+    up[1:, :] = q[:-1, :]
+    sign = 3 * (np.sign(left) + 1) + np.sign(up) + 1
+    return sign, np.minimum(2, np.abs(left) + np.abs(up))
+
+
 def _code_values(enc: RangeEncoder, q: np.ndarray, values: np.ndarray, limit: int) -> None:
-    coders = [SignedIntCoder(3), SignedIntCoder(6)]
+    coders = _coders(bitstream.VERSION)
     ctx = _zero_contexts(q).tolist()
+    sign_ctx, mag_ctx = (x.tolist() for x in _sign_mag_contexts(q))
     vals = values.tolist()
     for r, row in enumerate(vals):
         for c, pair in enumerate(row):
-            coders[0].encode(enc, pair[0], ctx[r][c][0])
+            s, m = sign_ctx[r][c], mag_ctx[r][c]
+            coders[0].encode(enc, pair[0], ctx[r][c][0], s[0], m[0])
             # b's zero flag also sees whether a at the same place was coded as non-zero
-            coders[1].encode(enc, pair[1], ctx[r][c][1] + 3 * (pair[0] != 0))
+            coders[1].encode(enc, pair[1], ctx[r][c][1] + 3 * (pair[0] != 0), s[1], m[1])
         if len(enc.out) > limit:
             raise _TooLong
 
@@ -364,16 +396,18 @@ def _code_refinement(enc: RangeEncoder, q: np.ndarray, limit: int) -> None:
     _code_values(enc, q, values, limit)
 
 
-def _decode_refinement(dec: RangeDecoder, grid: GridLayout) -> np.ndarray:
+def _decode_refinement(dec: RangeDecoder, grid: GridLayout, version: int) -> np.ndarray:
     dpcm = dec.decode_raw(1)
-    coders = [SignedIntCoder(3), SignedIntCoder(6)]
+    coders = _coders(version)
+    contexts = version >= 3
     q = np.zeros((grid.rows, grid.cols, 2), np.int32)
     for r in range(grid.rows):
         for c in range(grid.cols):
             coded_a = 0
             for ch in range(2):
                 plane = q[..., ch]
-                v = coders[ch].decode(dec, _zero_context(plane, r, c) + 3 * coded_a)
+                s, m = _sign_mag_context(plane, r, c) if contexts else (0, 0)
+                v = coders[ch].decode(dec, _zero_context(plane, r, c) + 3 * coded_a, s, m)
                 coded_a = int(v != 0)
                 plane[r, c] = v + (_prediction(plane, r, c) if dpcm else 0)
     return q
@@ -558,7 +592,8 @@ def decode_layers(
         idx = _decode_indices(dec, layout, header.k + 1)
     q = None
     if header.refine_cell:
-        q = _decode_refinement(dec, GridLayout(header.height, header.width, header.refine_cell))
+        grid = GridLayout(header.height, header.width, header.refine_cell)
+        q = _decode_refinement(dec, grid, header.version)
     return header, idx, q
 
 
@@ -609,7 +644,7 @@ def decode(
         base = np.zeros((h, w, 2), np.int32)
     if header.refine_cell:
         grid = GridLayout(h, w, header.refine_cell)
-        q = _decode_refinement(dec, grid)
+        q = _decode_refinement(dec, grid, header.version)
         if np.abs(q).max(initial=0) * header.refine_step_q > MAX_REFINEMENT_Q:
             raise bitstream.BitstreamError(
                 name, "invalid payload", "refinement values outside the ab range"

@@ -242,36 +242,49 @@ class RangeDecoder:
 
 
 class SignedIntCoder:
-    """Adaptive code for signed integers: a zero flag per context, a sign bit, a unary
-    magnitude (one bit model per position) up to UNARY_MAX, then Exp-Golomb raw bits."""
+    """Adaptive code for signed integers: a zero flag per context, a sign bit per sign
+    context, a unary magnitude (one bit model per position, one set per magnitude context)
+    up to UNARY_MAX, then Exp-Golomb raw bits. With one sign and one magnitude context (the
+    defaults) it is the coder of format version 2."""
 
-    def __init__(self, contexts: int = 1):
+    def __init__(self, contexts: int = 1, sign_contexts: int = 1, mag_contexts: int = 1):
         self.zero = [BitModel() for _ in range(contexts)]
-        self.sign = BitModel()
-        self.unary = [BitModel() for _ in range(UNARY_MAX)]
+        self.sign = [BitModel() for _ in range(sign_contexts)]
+        self.unary = [[BitModel() for _ in range(UNARY_MAX)] for _ in range(mag_contexts)]
 
-    def encode(self, enc: RangeEncoder, value: int, context: int = 0) -> None:
+    def encode(
+        self,
+        enc: RangeEncoder,
+        value: int,
+        context: int = 0,
+        sign_context: int = 0,
+        mag_context: int = 0,
+    ) -> None:
         enc.encode_bit(self.zero[context], 1 if value else 0)
         if not value:
             return
-        enc.encode_bit(self.sign, 1 if value < 0 else 0)
+        enc.encode_bit(self.sign[sign_context], 1 if value < 0 else 0)
+        unary = self.unary[mag_context]
         mag = abs(value) - 1
         for i in range(UNARY_MAX):
             if mag == i:
-                enc.encode_bit(self.unary[i], 0)
+                enc.encode_bit(unary[i], 0)
                 return
-            enc.encode_bit(self.unary[i], 1)
+            enc.encode_bit(unary[i], 1)
         rest = mag - UNARY_MAX + 1  # >= 1: Exp-Golomb order 0
         n = rest.bit_length()
         enc.encode_raw(0, n - 1)
         enc.encode_raw(rest, n)
 
-    def decode(self, dec: RangeDecoder, context: int = 0) -> int:
+    def decode(
+        self, dec: RangeDecoder, context: int = 0, sign_context: int = 0, mag_context: int = 0
+    ) -> int:
         if not dec.decode_bit(self.zero[context]):
             return 0
-        negative = dec.decode_bit(self.sign)
+        negative = dec.decode_bit(self.sign[sign_context])
+        unary = self.unary[mag_context]
         mag = 0
-        while mag < UNARY_MAX and dec.decode_bit(self.unary[mag]):
+        while mag < UNARY_MAX and dec.decode_bit(unary[mag]):
             mag += 1
         if mag == UNARY_MAX:
             zeros = 0
@@ -284,15 +297,18 @@ class SignedIntCoder:
         value = mag + 1
         return -value if negative else value
 
-    def cost_bits(self, value: int, context: int = 0) -> float:
+    def cost_bits(
+        self, value: int, context: int = 0, sign_context: int = 0, mag_context: int = 0
+    ) -> float:
         """Estimated bits of `value` under the current state (no update)."""
         bits = self.zero[context].cost_bits(1 if value else 0)
         if not value:
             return bits
-        bits += 1.0
+        bits += self.sign[sign_context].cost_bits(1 if value < 0 else 0)
+        unary = self.unary[mag_context]
         mag = abs(value) - 1
         for i in range(min(mag + 1, UNARY_MAX)):
-            bits += self.unary[i].cost_bits(0 if i == mag else 1)
+            bits += unary[i].cost_bits(0 if i == mag else 1)
         if mag >= UNARY_MAX:
             bits += 2 * (mag - UNARY_MAX + 1).bit_length() - 1
         return bits
