@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--cells", default="128,96,64,48,32,24,16,12,8")
     p.add_argument("--steps", default="1,1.5,2,2.5,3,4,6")
+    p.add_argument(
+        "--dead-zone", type=float, default=cc.DEAD_ZONE, help="quantizer dead zone to try"
+    )
     args = p.parse_args(argv)
+    cc.DEAD_ZONE = args.dead_zone  # the encoder reads the module constant
 
     files = list_files(args.data, None)
     files = [f for f in files if split_of(uri_key(f), args.val_percent) == "val"]
