@@ -111,8 +111,8 @@ def test_forward_modes_and_sparse_loss_targets():
     # the positions are pixel centres; the loss must score the ab of exactly those pixels
     xy = ((grid[..., 0, :] + 1) / 2 * 32 - 0.5).round().long()
     target = torch.stack([ab[n][:, xy[n, :, 1], xy[n, :, 0]] for n in range(3)])[..., None]
-    want = hue_chroma_loss(out[:, :32], out[:, 32:64], target)
-    assert float(HypercolumnLoss()(out, ab)) == pytest.approx(float(want), rel=1e-5)
+    want = float(hue_chroma_loss(out[:, :32], out[:, 32:64], target).detach())
+    assert float(HypercolumnLoss()(out, ab).detach()) == pytest.approx(want, rel=1e-5)
     model.points = 0  # dense training step
     assert model(l).shape == (3, 64, 16, 16)
     model.eval()
