@@ -24,12 +24,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from transforms import stats
 from transforms.bins import hard_encode, num_bins
 from transforms.crop import STRIP_PIXELS, strip_rows
 
 AUC_THRESHOLDS = np.arange(0, 151)  # ab error thresholds t = 0..150 (Zhang et al. ECCV16)
 SSIM_WIN = 7  # scikit-image's default SSIM window
-_BOOT_CHUNK_ELEMS = 2_000_000  # resampled values held in memory at once by the bootstrap
 
 
 def psnr(rgb_true: np.ndarray, rgb_pred: np.ndarray, data_range: float = 1.0) -> float:
@@ -222,30 +222,12 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap CI of the mean; NaN and inf values are dropped.
 
-    No finite value gives (nan, nan, nan); a single one v gives (v, v, v).
+    No finite value gives (nan, nan, nan); a single one v gives (v, v, v). The resampling is
+    transforms.stats.bootstrap_ci's (the reports' one), at confidence 1 - alpha.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be positive, got {n_boot}")
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n == 0:
-        return (math.nan, math.nan, math.nan)
-    mean = float(v.mean())
-    if n == 1:
-        return (mean, mean, mean)
-    rng = np.random.default_rng(seed)
-    rows = max(1, _BOOT_CHUNK_ELEMS // n)
-    means = np.concatenate(
-        [
-            v[rng.integers(0, n, size=(min(rows, n_boot - start), n))].mean(axis=1)
-            for start in range(0, n_boot, rows)
-        ]
-    )
-    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return (mean, float(low), float(high))
+    return stats.bootstrap_ci(values, n_boot=n_boot, confidence=1.0 - alpha, seed=seed)
 
 
 def paired_bootstrap_diff(
