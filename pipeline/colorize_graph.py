@@ -25,7 +25,7 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
-    safe_apply,
+    prepare_step,
     tick_each,
 )
 from transforms import schema
@@ -62,16 +62,7 @@ def build(
     # (uri, output stem): collisions resolved with a global view (transforms.naming)
     named = uris | "Name" >> AssignNames(cfg.bases, exclude=cfg.output)
     split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")
-    prep = safe_apply(
-        split.todo,
-        partial(prepare_named, cfg=cfg),
-        JOB,
-        "Prepare",
-        stage="decode",
-        read=False,
-        success=None,
-        uri_of=lambda e: e[0],
-    )
+    prep = prepare_step(split.todo, partial(prepare_named, cfg=cfg), JOB)
     handler = KeyedModelHandler(
         ColorizerHandler(
             cfg.model,

@@ -134,6 +134,15 @@ def safe_apply(pcoll, fn, job: str, label: str, **kwargs):
     )
 
 
+def prepare_step(named, fn: Callable, job: str, stage: str = "decode"):
+    """(uri, output stem) pairs -> `fn(pair)`, the item RunInference takes, under SafeApply
+    (a failure is an error row naming the uri; success is counted later, by finish): the
+    "Prepare" step colorize, encode and decode share."""
+    return safe_apply(
+        named, fn, job, "Prepare", stage=stage, read=False, success=None, uri_of=lambda e: e[0]
+    )
+
+
 def infer_and_finish(prep_rows, handler, finish: Callable, job: str, label: str, stage: str,
                      success: str):  # fmt: skip
     """Prepared items (dicts with "uri" and "l_render") -> RunInference with a keyed handler ->

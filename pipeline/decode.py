@@ -46,6 +46,7 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
+    prepare_step,
     run_file_job,
     safe_apply,
     tick_each,
@@ -250,15 +251,8 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         | "Match" >> MatchFiles([cbc_pattern(i) for i in inputs])
         | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
     )
-    prep = safe_apply(
-        named,
-        lambda e: prepare(e[0], join(cfg.output, e[1] + ext), cfg),
-        JOB,
-        "Prepare",
-        stage="read",
-        read=False,
-        success=None,
-        uri_of=lambda e: e[0],
+    prep = prepare_step(
+        named, lambda e: prepare(e[0], join(cfg.output, e[1] + ext), cfg), JOB, stage="read"
     )
     # index-layer streams need the model's hypotheses; gray-mode streams decode from the
     # bitstream and luminance alone, so they skip RunInference (and its batching) entirely

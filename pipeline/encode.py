@@ -45,8 +45,8 @@ from pipeline.common import (
     WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
+    prepare_step,
     run_file_job,
-    safe_apply,
     tick_each,
 )
 from pipeline.options import make_pipeline_options, threads_per_worker
@@ -295,15 +295,8 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
         | "Match" >> MatchFiles(inputs)
         | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
     )
-    prep = safe_apply(
-        named,
-        lambda e: prepare(e[0], read_bytes(e[0]), join(cfg.output, e[1]), cfg),
-        JOB,
-        "Prepare",
-        stage="decode",
-        read=False,
-        success=None,
-        uri_of=lambda e: e[0],
+    prep = prepare_step(
+        named, lambda e: prepare(e[0], read_bytes(e[0]), join(cfg.output, e[1]), cfg), JOB
     )
     handler = KeyedModelHandler(
         ColorizerHandler(
