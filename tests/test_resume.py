@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import colorize, locking
+# colorize's Beam graph is imported lazily by colorize.run; importing it here keeps the
+# in-process concurrent run of the kill test quick to reach the lock, as a second shell
+# command that has paid its imports would be
+from pipeline import colorize, colorize_graph, locking  # noqa: F401
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
 from tests.helpers import ROOT, gray_photo
 from transforms import fileio, naming
