@@ -369,25 +369,30 @@ def test_stage_portable_runner_with_worker_pool(in_memory_run, input_dir, tmp_pa
 
 @pytest.mark.slow
 def test_stage_imagenet_samples(tmp_path):
-    """The 1000 ImageNet samples: 23 mode-L and 3 RGB-encoded grayscale photos are filtered."""
+    """The 1000 ImageNet samples: 23 mode-L and 3 RGB-encoded grayscale photos are filtered,
+    and one sepia portrait (n03929855_pickelhaube) is toned (the JPEG-robust tone measure,
+    transforms/filters.py)."""
     out = str(tmp_path / "imagenet")
     _run_stage(str(IMAGENET / "*.JPEG"), out, [])  # the default runner
     stats = _read_json(out + "/stats.json")
     assert stats["total"] == 1000
-    assert stats["outcomes"] == {schema.KEPT: 974, schema.GRAYSCALE: 26}
+    assert stats["outcomes"] == {schema.KEPT: 973, schema.GRAYSCALE: 26, schema.TONED: 1}
     filtered = [r for _, rs in _read_parquet_files(out, "filtered") for r in rs]
-    assert len(filtered) == 26
-    single_channel = [r for r in filtered if "single-channel" in r["reason"]]
+    assert len(filtered) == 27
+    toned = [r for r in filtered if r["outcome"] == schema.TONED]
+    assert [_name(r["uri"]) for r in toned] == ["n03929855_pickelhaube.JPEG"]
+    gray = [r for r in filtered if r not in toned]
+    single_channel = [r for r in gray if "single-channel" in r["reason"]]
     assert len(single_channel) == 23
-    assert {_name(r["uri"]) for r in filtered if r not in single_channel} == {
+    assert {_name(r["uri"]) for r in gray if r not in single_channel} == {
         "n03532672_hook.JPEG",
         "n04487394_trombone.JPEG",
         "n03141823_crutch.JPEG",
     }
     assert [r for _, rs in _read_parquet_files(out, "errors") for r in rs] == []
     shard_files = _read_parquet_files(out, "shards")
-    assert sum(len(rows) for _, rows in shard_files) == 974
+    assert sum(len(rows) for _, rows in shard_files) == 973
     assert all(1 <= len(rows) <= SHARD_ROWS for _, rows in shard_files)
     pri = _read_json(out + "/priors.json")
-    assert pri["pixels"] == 974 * SIZE * SIZE
+    assert pri["pixels"] == 973 * SIZE * SIZE
     assert sum(pri["smoothed"]) == pytest.approx(1.0)
