@@ -419,19 +419,34 @@ def test_beam_info_logs_only_with_verbose():
 def test_ctrl_c_of_a_real_run(tmp_path):
     """SIGINT to the whole process group, as a terminal sends it, during a multi-process
     stage run: one line, exit code 130, no traceback from Beam's threads or workers."""
+    import re
     import signal
-    import time
+    import threading
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CHROMABEAM_PROGRESS_SECONDS": "1"}
     data = str(ROOT.parent / "shared" / "data" / "imagenet-samples" / "*.JPEG")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "stage", data, str(tmp_path / "out")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
-    time.sleep(25)
+    lines: list[str] = []
+    working = threading.Event()  # a progress line says some (not all) images are done
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            m = re.search(r"stage: (\d+)/1000 images", line)
+            if m and 0 < int(m.group(1)) < 500:
+                working.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert working.wait(timeout=120), "".join(lines)  # mid-run, whatever the machine's speed
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    err = "".join(lines)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.splitlines()[-1].startswith("chromabeam: error: stage interrupted after "), err
