@@ -315,8 +315,14 @@ def test_kill_and_resume_equals_a_clean_run(inputs, ckpt, tmp_path):
             while proc.poll() is None and not (out / naming.LOCK_NAME).exists():
                 time.sleep(0.01)
             if proc.poll() is None:
-                with pytest.raises(SystemExit, match=f"pid {proc.pid}"):
-                    _run(inputs, out, ckpt, "--skip-existing")
+                # paused meanwhile (alive, holding the lock), so that it cannot finish every
+                # input while this process pays its checks before it reaches the lock
+                proc.send_signal(signal.SIGSTOP)
+                try:
+                    with pytest.raises(SystemExit, match=f"pid {proc.pid}"):
+                        _run(inputs, out, ckpt, "--skip-existing")
+                finally:
+                    proc.send_signal(signal.SIGCONT)
                 refused = True
         time.sleep(rng.uniform(0.0, 0.4))
         sig = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
