@@ -33,7 +33,6 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers import CYANOTYPE, IMAGENET, KODAK, SEPIA, tone_curve  # noqa: E402
 from transforms import staging  # noqa: E402
-from transforms.colour import rgb_to_lab  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.filters import GrayThresholds, colour_measures  # noqa: E402
@@ -56,11 +55,8 @@ def measures(data: bytes, cfg: staging.StageConfig) -> dict[str, float] | None:
     img = decode_image(data, draft_size=cfg.size, max_pixels=cfg.max_pixels)
     if img.grayscale_mode:
         return None
-    crop = fit_and_crop(img.rgb, cfg.size)
-    source = crop if cfg.size >= staging.FILTER_THUMBNAIL else img.rgb
-    return colour_measures(
-        rgb_to_lab(fit_and_crop(source, staging.FILTER_THUMBNAIL)), cfg.thresholds
-    )
+    lab, thumb = staging.filter_view(img.rgb, fit_and_crop(img.rgb, cfg.size))
+    return colour_measures(lab, cfg.thresholds, rgb=thumb)
 
 
 def encode(rgb: np.ndarray, quality: int) -> bytes:

@@ -509,3 +509,74 @@ def test_shard_table_equals_from_pylist(colour_rows, tmp_path):
     assert staging.write_shard_rows(rows, str(tmp_path), "part") == uri  # named by content
     with pytest.raises(ValueError):
         staging.write_shard_rows([], str(tmp_path), "part")
+
+
+# --- the filter's fast paths (issue 14): the same numbers as the library calls they replace --
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 4096, 4097])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_percentiles_equal_numpy_percentile(n, dtype):
+    from transforms.filters import percentiles
+
+    x = np.random.default_rng(n).normal(size=n).astype(dtype)
+    x[: n // 3] = x[0]  # repeated values (ties in the partition)
+    qs = [0.0, 10.0, 37.3, 50.0, 90.0, 99.0, 100.0]
+    assert percentiles(x, qs) == [float(np.percentile(x, q)) for q in qs]
+
+
+def test_gaussian_matrix_smooths_like_scipy():
+    from scipy.ndimage import gaussian_filter
+
+    from transforms.filters import gaussian_matrix
+
+    img = np.random.default_rng(2).normal(size=(64, 48))
+    rows, cols = gaussian_matrix(64, 3.0), gaussian_matrix(48, 3.0)
+    ref = gaussian_filter(img, 3.0, mode="reflect")
+    np.testing.assert_allclose(rows @ img @ cols.T, ref, rtol=0, atol=1e-12)
+
+
+def _decide(m: dict, t: GrayThresholds) -> str:
+    """The decision rule of classify_tone on all of colour_measures (the unhurried way)."""
+    if m["mean_chroma"] < t.mean_chroma and m["high_chroma"] < t.high_chroma:
+        return "grayscale"
+    if m["tone_residual"] < t.tone_residual:
+        return "toned"
+    if m["tone_chroma"] >= t.min_tone_chroma and m["smooth_tone_residual"] < t.smooth_tone_residual:
+        return "toned"
+    return "colour"
+
+
+def test_lazy_classify_tone_decides_as_all_measures_do():
+    # photos, sepia / cyanotype tonings of them, and thresholds that send them down every branch
+    gray = gray_photo()
+    thumbs = [np.asarray(Image.open(IMAGENET / n).convert("RGB")) for n in COLOUR_SAMPLES]
+    thumbs += [tone_curve(gray, *SEPIA), tone_curve(gray, *CYANOTYPE), np.stack([gray] * 3, -1)]
+    settings = [
+        GrayThresholds(),
+        GrayThresholds(tone_residual=0.01),
+        GrayThresholds(tone_residual=0.01, min_tone_chroma=100),
+        GrayThresholds(tone_residual=100),
+        GrayThresholds(smooth_tone_residual=100),
+        GrayThresholds(mean_chroma=100, high_chroma=100),
+    ]
+    seen = set()
+    for rgb in thumbs:
+        thumb = fit_and_crop(rgb.astype(np.uint8), staging.FILTER_THUMBNAIL)
+        lab = rgb_to_lab(thumb)
+        for t in settings:
+            want = _decide(colour_measures(lab, t, rgb=thumb), t)
+            assert classify_tone(lab, t, rgb=thumb) == want
+            seen.add(want)
+    assert seen == {"grayscale", "toned", "colour"}
+
+
+def test_filter_thumbnail_is_close_to_the_bicubic_crop():
+    from transforms.crop import thumbnail
+
+    for name in COLOUR_SAMPLES:
+        crop = fit_and_crop(np.asarray(Image.open(IMAGENET / name).convert("RGB")), 224)
+        fast = thumbnail(crop, staging.FILTER_THUMBNAIL).astype(int)
+        slow = fit_and_crop(crop, staging.FILTER_THUMBNAIL).astype(int)
+        assert fast.shape == slow.shape == (64, 64, 3)
+        assert np.abs(fast - slow).mean() < 2.0, name  # 1.1 levels on these photos
