@@ -9,12 +9,12 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 
 import numpy as np
-import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from models.base import Colorizer
 from models.infer import DecodeSettings, predict, predict_hypotheses, resolve_device
 from models.registry import load_model
+from transforms.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
     def load_model(self) -> Colorizer:
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        limit_threads(self.threads)  # torch and numpy's BLAS: the workers share the cores
         device = resolve_device(self.device_name)
         model, config = load_model(self.model_name, self.weights, str(device))
         log.info("loaded %s (%s) on %s", config["name"], config["weights"], device)

@@ -16,6 +16,7 @@ from pipeline import progress
 from transforms import naming, schema
 from transforms.decode import ImageError
 from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
+from transforms.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ ERRORS = "errors"
 FILTERED = "filtered"
 OUTCOMES = "outcomes"
 RESUMED = "resumed"  # outcome codes of inputs whose output an earlier run finished
+TICK_FLUSH_SECONDS = 0.2  # progress ticks are recorded this often (and at each bundle's end)
 FILTER_OUTCOMES = frozenset({schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL, schema.SKIPPED})
 
 
@@ -59,7 +61,8 @@ class SafeApply(beam.DoFn):
     """Apply a pure function to each element; never raise on bad data.
 
     With `read=True` the element is a URI and fn gets (uri, bytes); else fn gets the element,
-    and `uri_of(element)` names it in error rows. Main output: fn's result. Tagged outputs:
+    and `uri_of(element)` names it in error rows; `threads`: CPU threads of each worker
+    (transforms.threads.limit_threads). Main output: fn's result. Tagged outputs:
     OUTCOMES (one code per rejected input, and `success` per result when it is set),
     FILTERED / ERRORS (rows of schema.ERROR_SCHEMA). Beam counters in namespace `job`.
     """
@@ -72,9 +75,13 @@ class SafeApply(beam.DoFn):
         read: bool = True,
         success: str | None = schema.KEPT,
         uri_of: Callable = lambda e: e["uri"],
+        threads: int | None = None,
     ):
         self.fn, self.job, self.stage, self.read = fn, job, stage, read
-        self.success, self.uri_of = success, uri_of
+        self.success, self.uri_of, self.threads = success, uri_of, threads
+
+    def setup(self):
+        limit_threads(self.threads)  # numpy's BLAS: local workers share the cores
 
     def process(self, element):
         uri = element if self.read else self.uri_of(element)
@@ -91,9 +98,15 @@ class SafeApply(beam.DoFn):
             yield from reject(self.job, self.stage, uri, "failed", f"{type(e).__name__}: {e}")
             return
         if self.success:
-            Metrics.counter(self.job, self.success).inc()
+            self._counter().inc()
             yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
         yield result
+
+    def _counter(self):
+        """The success counter, made once per DoFn instance (not per element)."""
+        if getattr(self, "_success_counter", None) is None:
+            self._success_counter = Metrics.counter(self.job, self.success)
+        return self._success_counter
 
 
 def reject(job: str, stage: str, uri: str, outcome: str, reason: str):
@@ -277,13 +290,16 @@ class WriteRowBatches(beam.PTransform):
 
 
 class SumArrays(beam.CombineFn):
-    """Element-wise sum of equally shaped numpy arrays."""
+    """Element-wise sum of equally shaped arrays (numpy arrays or lists of ints), as int64."""
 
     def create_accumulator(self):
         return None
 
     def add_input(self, acc, x):
-        return np.array(x, dtype=np.int64) if acc is None else acc + x
+        if acc is None:
+            return np.array(x, dtype=np.int64)  # a copy: the accumulator is ours to add into
+        acc += x
+        return acc
 
     def merge_accumulators(self, accs):
         accs = [a for a in accs if a is not None]
@@ -389,12 +405,29 @@ def _not_under(uri: str, folder: str | None) -> bool:
 
 
 class _TickFn(beam.DoFn):
+    """Counts elements and records them (progress.tick, a file append) at most every
+    TICK_FLUSH_SECONDS and at the end of each bundle, not once per element."""
+
     def __init__(self, job: str, weight: int):
         self.job, self.weight = job, weight
+        self.pending, self.flushed = 0, 0.0
+
+    def start_bundle(self):
+        self.pending, self.flushed = 0, time.monotonic()
 
     def process(self, element):
-        progress.tick(self.job, self.weight)
+        self.pending += self.weight
+        now = time.monotonic()
+        if now - self.flushed >= TICK_FLUSH_SECONDS:
+            self._flush(now)
         return ()
+
+    def finish_bundle(self):
+        self._flush(time.monotonic())
+
+    def _flush(self, now: float) -> None:
+        progress.tick(self.job, self.pending)
+        self.pending, self.flushed = 0, now
 
 
 class Ticks(beam.PTransform):

@@ -17,6 +17,7 @@ import argparse
 import io
 import logging
 from functools import partial
+from operator import itemgetter
 
 import apache_beam as beam
 import numpy as np
@@ -33,7 +34,7 @@ from pipeline.common import (
     tick_each,
 )
 from pipeline.locking import output_lock
-from pipeline.options import is_local, log_counters, make_pipeline_options
+from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
 from transforms import schema
 from transforms.bins import GRID, gamut_bins, num_bins
 from transforms.decode import DEFAULT_MAX_PIXELS
@@ -168,11 +169,12 @@ def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab
     return doc
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
-    """Add the stage graph to pipeline p."""
+def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None) -> None:
+    """Add the stage graph to pipeline p (`threads`: CPU threads of each worker)."""
     cfg = config_from_args(args)
     uris = p | "Match" >> MatchFiles(args.inputs)
-    out = safe_apply(uris, partial(stage_image, cfg=cfg), JOB, "Stage", stage="decode")
+    stage_fn = partial(stage_image, cfg=cfg)
+    out = safe_apply(uris, stage_fn, JOB, "Stage", stage="decode", threads=threads)
     tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
         join(args.output, "shards"),
@@ -184,7 +186,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace) -> None:
     )
     _ = (
         out.rows
-        | "Hist" >> beam.Map(lambda r: np.asarray(r["hist"], dtype=np.int64))
+        | "Hist" >> beam.Map(itemgetter("hist"))
         | "SumHist" >> beam.CombineGlobally(SumArrays()).without_defaults()
         | "Priors" >> beam.Map(write_priors, args.output, args.rebalance_lambda, cfg.space)
     )
@@ -211,7 +213,7 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     options = make_pipeline_options(beam_args)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
-            build(p, args)
+            build(p, args, threads_per_worker(options))
     if not total:  # --allow-empty: empty tables, so readers always find them
         checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
     log_counters(p.result, JOB)

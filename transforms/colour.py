@@ -19,6 +19,7 @@ _RGB_TO_XYZ = np.array(
 )
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+_XYZN_TO_RGB = _XYZ_TO_RGB * D65_WHITE[None, :]  # (X/Xn, Y/Yn, Z/Zn) -> linear sRGB
 
 # BT.601 YUV as in the seeds (Zhang/Billaut use YUV input, Cheong regresses UV).
 _RGB_TO_YUV = np.array(
@@ -129,14 +130,32 @@ def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
 
 def lab_in_gamut(lab: np.ndarray, tol: float = 0.0) -> np.ndarray:
     """Boolean mask of Lab colours whose sRGB lies inside [0, 1] (with tolerance `tol`)."""
-    lab = np.asarray(lab, dtype=np.float64)
-    fy = (lab[..., 0] + 16.0) / 116.0
-    fx = fy + lab[..., 1] / 500.0
-    fz = fy - lab[..., 2] / 200.0
-    f = np.stack([fx, fy, fz], axis=-1)
-    xyz = np.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA) * D65_WHITE
-    lin = xyz @ _XYZ_TO_RGB.T
-    return np.all((lin >= -tol) & (lin <= 1.0 + tol), axis=-1)
+    lab = np.asarray(lab)
+    return lab_planes_in_gamut(lab[..., 0], lab[..., 1], lab[..., 2], tol)
+
+
+def lab_planes_in_gamut(
+    l: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float = 0.0
+) -> np.ndarray:
+    """lab_in_gamut of L, a, b given as planes (float64 maths, one linear-RGB channel at a
+    time: no (..., 3) temporaries, so fit_into_gamut's bisection steps stay cheap)."""
+    fy = (np.asarray(l, np.float64) + 16.0) / 116.0
+    xyz = [
+        _f_inverse(fy + np.asarray(a, np.float64) / 500.0),
+        _f_inverse(fy),
+        _f_inverse(fy - np.asarray(b, np.float64) / 200.0),
+    ]
+    inside = np.ones(fy.shape, bool)
+    for row in _XYZN_TO_RGB:
+        lin = row[0] * xyz[0] + row[1] * xyz[1] + row[2] * xyz[2]
+        inside &= lin >= -tol
+        inside &= lin <= 1.0 + tol
+    return inside
+
+
+def _f_inverse(f: np.ndarray) -> np.ndarray:
+    """CIE Lab's inverse companding: f -> X/Xn (Y/Yn, Z/Zn)."""
+    return np.where(f > 6.0 / 29.0, f * f * f, (116.0 * f - 16.0) / _KAPPA)
 
 
 def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from transforms.colour import lab_in_gamut, lab_to_rgb, rgb_to_lab
+from transforms.colour import lab_in_gamut, lab_planes_in_gamut, lab_to_rgb, rgb_to_lab
 from transforms.crop import STRIP_PIXELS, RowResizer, shrink_float, strip_rows
 from transforms.fileio import atomic_write
 
@@ -53,11 +53,12 @@ def _fit_pixels(flat: np.ndarray, steps: int) -> None:
     if not out.any():
         return
     sub = flat[out]
+    l, a, b = sub[:, 0], sub[:, 1], sub[:, 2]
     lo = np.zeros(len(sub), np.float32)
     hi = np.ones(len(sub), np.float32)
     for _ in range(steps):
         mid = (lo + hi) / 2
-        ok = lab_in_gamut(np.column_stack([sub[:, 0], sub[:, 1:] * mid[:, None]]), tol=1e-4)
+        ok = lab_planes_in_gamut(l, a * mid, b * mid, tol=1e-4)
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     sub[:, 1:] *= lo[:, None]

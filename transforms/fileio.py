@@ -47,7 +47,11 @@ def expand_glob(pattern: str) -> list[str]:
 
 
 def read_bytes(uri: str) -> bytes:
-    """The whole content of a file at an fsspec URL."""
+    """The whole content of a file at an fsspec URL (a plain local path is opened directly:
+    a quarter of fsspec's per-file cost, which counts on many small files)."""
+    if "://" not in uri and "::" not in uri:
+        with open(uri, "rb") as f:  # noqa: PTH123 - the same file fsspec's local protocol opens
+            return f.read()
     with fsspec.open(uri, "rb") as f:
         return f.read()
 
