@@ -179,16 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     gate = StderrGate() if console and not details else None
     try:
         args.func(args, rest)
+        if console:  # done: a Ctrl-C now would only break the interpreter's shutdown
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:
         if details:
             traceback.print_exc()
         _interrupted(args.job, job_parser, console, gate)
         return 130
-    except (UsageError, MissingInput, JobFailed) as e:
-        if details:
-            traceback.print_exc()
-        _error(str(e))
-        return e.exit_code
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
             raise
@@ -197,17 +194,32 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(e.code))
         return 2
     except Exception as e:  # noqa: BLE001 - one line unless -v / --debug
-        if details:
-            traceback.print_exc()
-        _error(
-            f"{args.job} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-            + ("" if details else " (run with -v for the traceback)")
-        )
-        return 1
+        if gate is not None and gate.interrupted(0.05):
+            # Ctrl-C that reached a Beam thread, which failed the run with its own error: the
+            # gate already hides stderr, so say what happened, as for a KeyboardInterrupt
+            _interrupted(args.job, job_parser, console, gate)
+            return 130
+        return _failed(e, args.job, details)
     finally:
         if gate is not None:
             gate.restore()
     return 0
+
+
+def _failed(e: Exception, job: str, details: bool) -> int:
+    """One line (the traceback too with -v / --debug) for a job's exception; its exit code."""
+    if isinstance(e, (UsageError, MissingInput, JobFailed)):
+        if details:
+            traceback.print_exc()
+        _error(str(e))
+        return e.exit_code
+    if details:
+        traceback.print_exc()
+    _error(
+        f"{job} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        + ("" if details else " (run with -v for the traceback)")
+    )
+    return 1
 
 
 def _interrupted(
@@ -248,8 +260,9 @@ class StderrGate:
         self._thread = threading.Thread(target=self._copy, name="stderr-gate", daemon=True)
         self._thread.start()
 
-    def _interrupted(self, timeout: float = 0.0) -> bool:
-        """Whether SIGINT arrived (the wake-up descriptor gets each signal's number)."""
+    def interrupted(self, timeout: float = 0.0) -> bool:
+        """Whether SIGINT arrived (the wake-up descriptor gets each signal's number), waiting
+        up to `timeout` s for it."""
         ready, _, _ = select.select([self._wake_r], [], [], timeout)
         if ready and signal.SIGINT in os.read(self._wake_r, 256):
             self.open = False
@@ -259,13 +272,13 @@ class StderrGate:
         while True:
             ready, _, _ = select.select([self._r, self._wake_r], [], [])
             if self._wake_r in ready:
-                self._interrupted()
+                self.interrupted()
             if self._r in ready:
                 time.sleep(0.02)  # a signal that arrives with the bytes wins
                 chunk = os.read(self._r, 1 << 16)
                 if not chunk:
                     return
-                if not self._interrupted():
+                if not self.interrupted():
                     os.write(self.real, chunk)
 
     def close(self) -> None:

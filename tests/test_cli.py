@@ -499,3 +499,39 @@ def test_only_the_named_job_is_imported_and_given_options():
     assert {s for a in cli._job_parser(parser, "colorize")._actions for s in a.option_strings} <= {
         "-h", "--help", "--log-level", "-v", "--verbose", "--debug",
     }  # fmt: skip
+
+
+CTRL_C_IN_A_THREAD = """
+import os, signal, sys, time
+from pipeline import cli
+
+def job(args, rest):  # Ctrl-C lands while a runner thread turns it into its own error
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        raise RuntimeError("bundle failed: KeyboardInterrupt in a worker thread") from None
+
+parser = cli.build_parser()
+cli.build_parser = lambda *_: parser
+cli._job_parser(parser, "colorize").set_defaults(func=job)
+sys.argv = ["chromabeam", "colorize", "in/*.jpg", "out"]
+sys.exit(cli.main())
+"""
+
+
+def test_ctrl_c_that_fails_the_run_elsewhere_still_exits_130():
+    """The console script's stderr gate hides everything after SIGINT: an interrupt that comes
+    back as another exception (a Beam thread's) must still say so, never exit 1 silently."""
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_A_THREAD],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "chromabeam: error: colorize interrupted; rerun with --skip-existing to resume"
+    )
+    assert "RuntimeError" not in done.stderr

@@ -308,25 +308,29 @@ def test_kill_and_resume_equals_a_clean_run(inputs, ckpt, tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        target = _markers(out) + rng.randint(0, 6)  # a random point in the run
-        while proc.poll() is None and _markers(out) < target:
-            time.sleep(0.01)
-        if attempt == 0:  # meanwhile, a second run into the same folder refuses
+        sig = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
+        if attempt == 0:
+            # the first run is killed while a second run into the same folder is refused: it
+            # is paused as soon as it holds the lock (alive, so the second run must refuse)
             while proc.poll() is None and not (out / naming.LOCK_NAME).exists():
                 time.sleep(0.01)
-            if proc.poll() is None:
-                # paused meanwhile (alive, holding the lock), so that it cannot finish every
-                # input while this process pays its checks before it reaches the lock
-                proc.send_signal(signal.SIGSTOP)
+        else:
+            target = _markers(out) + rng.randint(1, 6)  # a random point in the run
+            while proc.poll() is None and _markers(out) < target:
+                time.sleep(0.01)
+        if proc.poll() is None and sig == signal.SIGKILL:
+            # paused where it is, so that 30 tiny images cannot all finish before the kill
+            # lands (a stopped process still takes SIGKILL)
+            proc.send_signal(signal.SIGSTOP)
+            if attempt == 0:
                 try:
                     with pytest.raises(SystemExit, match=f"pid {proc.pid}"):
                         _run(inputs, out, ckpt, "--skip-existing")
                 finally:
-                    proc.send_signal(signal.SIGCONT)
-                refused = True
-        time.sleep(rng.uniform(0.0, 0.4))
-        sig = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
-        if proc.poll() is None:
+                    refused = True
+            proc.send_signal(sig)
+            proc.send_signal(signal.SIGCONT)
+        elif proc.poll() is None:  # Ctrl-C as a user gives it, to a running process
             proc.send_signal(sig)
         try:
             proc.wait(timeout=60)
@@ -335,7 +339,11 @@ def test_kill_and_resume_equals_a_clean_run(inputs, ckpt, tmp_path):
             proc.wait()
             pytest.fail(f"{sig.name} did not stop the run")
         kills.append((sig.name, proc.returncode, _markers(out)))
+        stderr = proc.stderr.read().decode()
         if sig == signal.SIGINT and proc.returncode != 0:
+            # Ctrl-C, wherever it lands: exit 130 and the one line (never a silent exit 1)
+            assert proc.returncode == 130, stderr[-500:]
+            assert "colorize interrupted" in stderr.splitlines()[-1], stderr[-500:]
             assert not (out / naming.LOCK_NAME).exists()  # released on Ctrl-C
     finished_before = _markers(out)
     print("kills (signal, exit code, outputs finished):", kills)
