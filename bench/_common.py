@@ -151,6 +151,36 @@ class TreeSampler:
         self._thread.join()
 
 
+_TIMES: dict[str, list] = {}  # Timed's totals: [seconds, calls, first start, last end]
+
+
+class Timed:
+    """A stand-in for a function of a job's graph that adds up its calls' seconds under
+    `name` (for a job run in this process; the totals live in this module, not in the
+    instance, which the runner pickles and copies)."""
+
+    def __init__(self, name: str, fn):
+        self.name, self.fn = name, fn
+        _TIMES[name] = [0.0, 0, None, None]
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        totals = _TIMES[self.name]
+        totals[2] = totals[2] or start
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            end = time.perf_counter()
+            totals[0] += end - start
+            totals[1] += 1
+            totals[3] = end
+
+    def totals(self) -> tuple[float, int, float | None, float | None]:
+        """(seconds in the calls, number of calls, start of the first, end of the last)."""
+        seconds, calls, first, last = _TIMES[self.name]
+        return seconds, calls, first, last
+
+
 class TickSampler:
     """Samples the progress ticks of `job` (pipeline.progress: one per finished input, from
     every worker process) every `interval` s while a job runs in this process; from them:
