@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
 
 from models.base import Colorizer
 from models.infer import DecodeSettings, predict, predict_hypotheses, resolve_device
@@ -35,6 +35,30 @@ class SharedPredictor:
 
     def predict_hypotheses(self, l_batch: np.ndarray) -> np.ndarray:
         return predict_hypotheses(self.model, l_batch)
+
+
+def num_bytes(value) -> int:
+    """Bytes a value holds: arrays' nbytes, bytes' and strings' lengths, summed through dicts,
+    lists and tuples (other values count 8) — what RunInference's byte counter needs, without
+    pickling the value to measure it."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(num_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(num_bytes(v) for v in value)
+    return 8
+
+
+class KeyedColorizerHandler(KeyedModelHandler):
+    """KeyedModelHandler that counts a batch's bytes with num_bytes: Beam's own pickles every
+    key only to measure it, and the jobs' keys are their items, full-resolution L included
+    (colorize on worker threads: the pickling held the GIL for most of a batch's)."""
+
+    def get_num_bytes(self, batch: Sequence[tuple]) -> int:
+        return sum(num_bytes(key) + num_bytes(example) for key, example in batch)
 
 
 class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):

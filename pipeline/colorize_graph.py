@@ -6,9 +6,8 @@ from __future__ import annotations
 from functools import partial
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.handler import ColorizerHandler
+from models.handler import ColorizerHandler, KeyedColorizerHandler
 from pipeline.colorize import (
     JOB,
     ColorizeConfig,
@@ -63,7 +62,7 @@ def build(
     named = uris | "Name" >> AssignNames(cfg.bases, exclude=cfg.output)
     split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")
     prep = prepare_step(split.todo, partial(prepare_named, cfg=cfg), JOB)
-    handler = KeyedModelHandler(
+    handler = KeyedColorizerHandler(
         ColorizerHandler(
             cfg.model,
             cfg.weights,

@@ -31,9 +31,8 @@ from functools import partial
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.handler import ColorizerHandler
+from models.handler import ColorizerHandler, KeyedColorizerHandler
 from models.infer import predict_hypotheses, resolve_device
 from models.multihyp import STRIDE
 from models.registry import describe, load_model
@@ -259,7 +258,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
     indexed, gray = prep.rows | "NeedsModel" >> beam.Partition(
         lambda item, _: 0 if item["needs_model"] else 1, 2
     )
-    handler = KeyedModelHandler(
+    handler = KeyedColorizerHandler(
         ColorizerHandler(
             cfg.model,
             cfg.weights,

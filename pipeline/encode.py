@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler
 
-from models.handler import ColorizerHandler
+from models.handler import ColorizerHandler, KeyedColorizerHandler
 from models.infer import predict_hypotheses, resolve_device
 from models.registry import describe, load_model
 from pipeline import checks
@@ -298,7 +297,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     prep = prepare_step(
         named, lambda e: prepare(e[0], read_bytes(e[0]), join(cfg.output, e[1]), cfg), JOB
     )
-    handler = KeyedModelHandler(
+    handler = KeyedColorizerHandler(
         ColorizerHandler(
             cfg.model,
             cfg.weights,

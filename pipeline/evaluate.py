@@ -19,9 +19,9 @@ from functools import partial
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import RunInference
 
-from models.handler import ColorizerHandler
+from models.handler import ColorizerHandler, KeyedColorizerHandler
 from models.infer import DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import DEFAULT_MODEL, describe, has_likelihood, load_model, names
@@ -397,7 +397,7 @@ def build(
         scored.append(out.rows)
         steps.append(out)
     for spec in specs:
-        handler = KeyedModelHandler(
+        handler = KeyedColorizerHandler(
             ColorizerHandler(
                 spec.name,
                 spec.weights,

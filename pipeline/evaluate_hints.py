@@ -17,9 +17,9 @@ from functools import partial
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import RunInference
 
-from models.handler import ColorizerHandler
+from models.handler import ColorizerHandler, KeyedColorizerHandler
 from models.official import model_input
 from models.registry import takes_hints
 from pipeline import checks
@@ -125,7 +125,7 @@ def build_sweep(truth_rows, args, specs, prior, threads: int | None = None):
         scored.append(out.rows)
         steps.append(out)
     for spec in [s for s in specs if takes_hints(s.name)]:
-        handler = KeyedModelHandler(
+        handler = KeyedColorizerHandler(
             ColorizerHandler(
                 spec.name,
                 spec.weights,

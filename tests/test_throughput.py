@@ -121,3 +121,22 @@ def test_shard_writer_flushes_by_rows_or_pixel_bytes():
     fn.start_bundle()
     _ = [u for r in rows for u in fn.process(r)] + list(fn.finish_bundle())
     assert [len(b) for b in written] == [4, 4, 2]
+
+
+def test_batch_bytes_are_counted_without_pickling():
+    """RunInference's byte counter: the arrays' bytes (Beam's default pickles every key, and the
+    jobs' keys carry full-resolution L), the same total whatever the nesting."""
+    from apache_beam.ml.inference.base import KeyedModelHandler
+
+    from models.handler import ColorizerHandler, KeyedColorizerHandler, num_bytes
+
+    l_full = np.zeros((375, 500), np.float32)
+    example = np.zeros((128, 128), np.float32)
+    item = {"uri": "a/b.jpg", "l_full": l_full, "l_render": example, "hints": 0, "exif": b"xy"}
+    assert num_bytes(item) == len("a/b.jpg") + l_full.nbytes + example.nbytes + 8 + 2
+    assert num_bytes([item, (example, None)]) == num_bytes(item) + example.nbytes + 8
+    handler = KeyedColorizerHandler(ColorizerHandler("eccv16-small", None))
+    batch = [(item, example)] * 3
+    assert handler.get_num_bytes(batch) == 3 * (num_bytes(item) + example.nbytes)
+    assert isinstance(handler, KeyedModelHandler)
+    assert ColorizerHandler("eccv16-small", None).get_num_bytes([example] * 2) == 2 * example.nbytes
