@@ -19,7 +19,7 @@ What it measures, all in one run (globs are relative to the repository root):
              stage_image and the shard writer timed where the job calls them: ms per input
              of each, and the rest (Beam's per-element work, reading, accounting);
   pipeline   the whole `stage` job (pipeline.stage.run, in-process, DirectRunner with
-             --direct_running_mode=multi_processing) for each --workers count on --inputs
+             --direct_running_mode --mode, the job's default) for each --workers count on --inputs
              inputs (the files repeated through symlinks), after one untimed warm-up run on
              a few files. From the progress ticks the workers write (pipeline.progress):
              start-up = seconds to the first finished input; steady = the rate between 10%
@@ -147,12 +147,12 @@ def parse_stage_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def beam_args(workers: int) -> list[str]:
+def beam_args(workers: int, mode: str = stage.LOCAL_MODE) -> list[str]:
     # The job's default runner: the FnApiRunner named directly (DirectRunner would first try
     # to download Prism, a second of start-up, and fail offline).
     return [
         f"--runner={DEFAULT_RUNNER}",
-        "--direct_running_mode=multi_processing",
+        f"--direct_running_mode={mode}",
         f"--direct_num_workers={workers}",
     ]
 
@@ -259,6 +259,7 @@ def pipeline_rate(
     work: str,
     interval: float,
     space: str = "lab",
+    mode: str = stage.LOCAL_MODE,
 ) -> dict:
     """Run `stage` in-process with `workers` workers: wall rate, start-up and steady rate."""
     out_dir = tempfile.mkdtemp(prefix=f"stage-w{workers}-", dir=work)
@@ -272,7 +273,7 @@ def pipeline_rate(
     try:
         with TreeSampler(os.getpid(), interval) as sampler, TickSampler(stage.JOB) as ticks:
             start = time.perf_counter()
-            stage.run(args, beam_args(workers))
+            stage.run(args, beam_args(workers, mode))
             seconds = time.perf_counter() - start
     finally:
         logger.removeHandler(runner_log)
@@ -294,7 +295,9 @@ def pipeline_rate(
     }
 
 
-def peak_memory(pattern: str, size: int, workers: int, work: str, interval: float) -> dict:
+def peak_memory(
+    pattern: str, size: int, workers: int, work: str, interval: float, mode: str = stage.LOCAL_MODE
+) -> dict:
     """Run `stage` as a subprocess and sample the RSS of its process tree until it exits."""
     out_dir = tempfile.mkdtemp(prefix="stage-mem-", dir=work)
     cmd = [
@@ -303,7 +306,7 @@ def peak_memory(pattern: str, size: int, workers: int, work: str, interval: floa
         RUNNER,
         str(ROOT),
         *stage_argv(pattern, out_dir, size),
-        *beam_args(workers),
+        *beam_args(workers, mode),
     ]
     log.warning("stage subprocess for peak memory: %s", pattern)
     sampler, seconds = run_sampled(cmd, ROOT, out_dir + ".stderr", interval, "stage")
@@ -351,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[1, 2],
         help="--direct_num_workers values to time (default: 1 2)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["multi_processing", "multi_threading"],
+        default=stage.LOCAL_MODE,
+        help=f"--direct_running_mode of the pipeline runs (default: the job's, {stage.LOCAL_MODE})",
     )
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the untimed warm-up pipeline run"
@@ -427,14 +436,16 @@ def main(argv: list[str] | None = None) -> int:
                 a.sample_interval,
             )
         runs = [
-            pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval)
+            pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, mode=a.mode)
             for w in a.workers
         ]
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
         yuv = None
         if not a.no_yuv and runs:
             w = max(a.workers)
-            yuv = pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, "yuv")
+            yuv = pipeline_rate(
+                big_inputs, n_inputs, a.size, w, work, a.sample_interval, "yuv", mode=a.mode
+            )
 
         lines.append(
             f"input     {len(files)} files  {resolve_glob(a.pattern)}"
@@ -446,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{' '.join(f'{x:.2f}' for x in load)} (should be ~0)"
         )
         lines.append(f"size      {a.size}; CPU only (no GPU: stage does no model work)")
+        lines.append(f"workers   --direct_running_mode={a.mode}")
         lines.append("")
         lines.append(
             f"profile of stage_image, {min(a.profile_files, len(files))} files "
@@ -518,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'yuv/lab ' + f'{ratio:.2f} {verdict(ok)} (>= {SPACE_TARGET:.2f})':<44}"
                 f"{_secs(yuv['startup']):>8}  {yuv['wall_rate']:>6.1f}  {yuv['engine']}"
             )
-            if n > 1 and r["children"] < 1:
+            if n > 1 and r["children"] < 1 and a.mode == "multi_processing":
                 notes.append(
                     f"--direct_num_workers={n} had no effect: no worker process was "
                     f"started ({r['engine']} ran the job in this process)"
@@ -529,9 +541,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- memory
         if not a.no_memory:
-            small = peak_memory(pattern, a.size, a.memory_workers, work, a.sample_interval)
+            small = peak_memory(pattern, a.size, a.memory_workers, work, a.sample_interval, a.mode)
             big_pattern = link_folder(files, os.path.join(work, "in-4x"), MEMORY_COPIES)
-            big = peak_memory(big_pattern, a.size, a.memory_workers, work, a.sample_interval)
+            big = peak_memory(
+                big_pattern, a.size, a.memory_workers, work, a.sample_interval, a.mode
+            )
             ratio = big["peak"] / max(small["peak"], 1)
             ok_mem = ratio <= MEMORY_TARGET
             failed |= not ok_mem
@@ -559,7 +573,13 @@ def main(argv: list[str] | None = None) -> int:
             csize = a.cifar_size or a.size
             cbare, _ = bare_rate(sample, csize, "bare loop (CIFAR)")
             crun = pipeline_rate(
-                cifar_pattern, len(cifar), csize, a.cifar_workers, work, a.sample_interval
+                cifar_pattern,
+                len(cifar),
+                csize,
+                a.cifar_workers,
+                work,
+                a.sample_interval,
+                mode=a.mode,
             )
             ratio = crun["rate"] / cbare
             ok = ratio >= CIFAR_TARGET

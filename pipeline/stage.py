@@ -45,6 +45,7 @@ from transforms.staging import SPACES, StageConfig, stage_image, write_shard_row
 
 log = logging.getLogger(__name__)
 JOB = "stage"
+LOCAL_MODE = "multi_processing"  # --direct_running_mode of local runs (bench/stage.py --mode)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -210,7 +211,7 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     if patterns != list(args.inputs):
         args = argparse.Namespace(**{**vars(args), "inputs": patterns})
     clear_dirs(args.output, ["shards", "errors", "filtered"])
-    options = make_pipeline_options(beam_args)
+    options = make_pipeline_options(beam_args, local_mode=LOCAL_MODE)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
             build(p, args, threads_per_worker(options))
