@@ -168,6 +168,8 @@ def report(
     rep._thread.start()
     try:
         yield rep
+        rep._stop.set()
+        rep._thread.join(timeout=2)  # its last periodic line comes before the closing one
         log.info(rep.summary())
     finally:
         rep._stop.set()
