@@ -177,8 +177,7 @@ class Timed:
 
     def totals(self) -> tuple[float, int, float | None, float | None]:
         """(seconds in the calls, number of calls, start of the first, end of the last)."""
-        seconds, calls, first, last = _TIMES[self.name]
-        return seconds, calls, first, last
+        return tuple(_TIMES[self.name])
 
 
 class TickSampler:

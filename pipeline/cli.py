@@ -208,13 +208,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failed(e: Exception, job: str, details: bool) -> int:
     """One line (the traceback too with -v / --debug) for a job's exception; its exit code."""
-    if isinstance(e, (UsageError, MissingInput, JobFailed)):
-        if details:
-            traceback.print_exc()
-        _error(str(e))
-        return e.exit_code
     if details:
         traceback.print_exc()
+    if isinstance(e, (UsageError, MissingInput, JobFailed)):
+        _error(str(e))
+        return e.exit_code
     _error(
         f"{job} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
         + ("" if details else " (run with -v for the traceback)")

@@ -82,6 +82,7 @@ class SafeApply(beam.DoFn):
 
     def setup(self):
         limit_threads(self.threads)  # numpy's BLAS: local workers share the cores
+        self._success = Metrics.counter(self.job, self.success) if self.success else None
 
     def process(self, element):
         uri = element if self.read else self.uri_of(element)
@@ -98,15 +99,9 @@ class SafeApply(beam.DoFn):
             yield from reject(self.job, self.stage, uri, "failed", f"{type(e).__name__}: {e}")
             return
         if self.success:
-            self._counter().inc()
+            self._success.inc()
             yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
         yield result
-
-    def _counter(self):
-        """The success counter, made once per DoFn instance (not per element)."""
-        if getattr(self, "_success_counter", None) is None:
-            self._success_counter = Metrics.counter(self.job, self.success)
-        return self._success_counter
 
 
 def reject(job: str, stage: str, uri: str, outcome: str, reason: str):

@@ -166,14 +166,15 @@ def report(
     os.environ[ENV] = rep.folder
     _current = rep
     rep._thread.start()
+    finished = False
     try:
         yield rep
-        rep._stop.set()
-        rep._thread.join(timeout=2)  # its last periodic line comes before the closing one
-        log.info(rep.summary())
+        finished = True
     finally:
         rep._stop.set()
-        rep._thread.join(timeout=2)
+        rep._thread.join(timeout=2)  # its last periodic line comes before the closing one
+        if finished:
+            log.info(rep.summary())
         _last = (job, rep.done(), total)
         _current = None
         if old is None:
