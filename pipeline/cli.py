@@ -253,6 +253,8 @@ class StderrGate:
         os.close(w)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        self._wake_lock = threading.Lock()  # the copy thread and main() both read it
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w)
         self.open = True
         self._thread = threading.Thread(target=self._copy, name="stderr-gate", daemon=True)
@@ -260,11 +262,16 @@ class StderrGate:
 
     def interrupted(self, timeout: float = 0.0) -> bool:
         """Whether SIGINT arrived (the wake-up descriptor gets each signal's number), waiting
-        up to `timeout` s for it."""
-        ready, _, _ = select.select([self._wake_r], [], [], timeout)
-        if ready and signal.SIGINT in os.read(self._wake_r, 256):
-            self.open = False
-        return not self.open
+        up to `timeout` s for it. One reader at a time: with two, both could see the byte
+        ready and the second would block reading it (main() hung at a Ctrl-C)."""
+        with self._wake_lock:
+            if self.open and select.select([self._wake_r], [], [], timeout)[0]:
+                try:
+                    if signal.SIGINT in os.read(self._wake_r, 256):
+                        self.open = False
+                except BlockingIOError:  # nothing left to read
+                    pass
+            return not self.open
 
     def _copy(self) -> None:
         while True:
