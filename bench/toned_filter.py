@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers import CYANOTYPE, IMAGENET, KODAK, SEPIA, tone_curve  # noqa: E402
 from transforms import staging  # noqa: E402
+from transforms.colour import rgb_to_lab  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.filters import GrayThresholds, colour_measures  # noqa: E402
@@ -55,7 +56,8 @@ def measures(data: bytes, cfg: staging.StageConfig) -> dict[str, float] | None:
     img = decode_image(data, draft_size=cfg.size, max_pixels=cfg.max_pixels)
     if img.grayscale_mode:
         return None
-    lab, thumb = staging.filter_view(img.rgb, fit_and_crop(img.rgb, cfg.size))
+    thumb = staging.filter_thumbnail(img.rgb, fit_and_crop(img.rgb, cfg.size))
+    lab = rgb_to_lab(thumb)
     return colour_measures(lab, cfg.thresholds, rgb=thumb)
 
 

@@ -88,20 +88,62 @@ class SafeApply(beam.DoFn):
         uri = element if self.read else self.uri_of(element)
         try:
             result = self.fn(uri, read_bytes(uri)) if self.read else self.fn(element)
-        except ImageError as e:
-            yield from reject(self.job, self.stage, uri, e.outcome, str(e))
-            return
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-            yield from reject(self.job, self.stage, uri, schema.UNREADABLE, str(e))
-            return
         except Exception as e:  # noqa: BLE001 - a bad input must never fail the job
-            log.warning("unexpected failure on %s", uri, exc_info=True)
-            yield from reject(self.job, self.stage, uri, "failed", f"{type(e).__name__}: {e}")
+            yield from reject_exception(self.job, self.stage, uri, e)
             return
         if self.success:
             self._success.inc()
             yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
         yield result
+
+
+class SafeApplyBatch(SafeApply):
+    """SafeApply over a batch of URIs (a list, from beam.BatchElements): `fn(items)` takes the
+    [(uri, bytes)] that could be read and returns one result or exception per item, so the
+    per-element cost of many small files is paid once per batch. Each item is accounted for
+    as with SafeApply; should fn fail on the whole batch, each item is retried alone."""
+
+    def __init__(self, fn: Callable, job: str, stage: str, threads: int | None = None):
+        super().__init__(fn, job, stage, read=True, success=schema.KEPT, threads=threads)
+
+    def process(self, uris):
+        items = []
+        for uri in uris:
+            try:
+                items.append((uri, read_bytes(uri)))
+            except Exception as e:  # noqa: BLE001
+                yield from reject_exception(self.job, self.stage, uri, e)
+        try:
+            results = self.fn(items)
+        except Exception:  # noqa: BLE001 - retry one by one: only the culprit fails
+            log.warning("batch of %d failed; retrying item by item", len(items), exc_info=True)
+            results = []
+            for item in items:
+                try:
+                    (r,) = self.fn([item])
+                except Exception as e:  # noqa: BLE001
+                    r = e
+                results.append(r)
+        for (uri, _), result in zip(items, results, strict=True):
+            if isinstance(result, Exception):
+                yield from reject_exception(self.job, self.stage, uri, result)
+                continue
+            self._success.inc()
+            yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
+            yield result
+
+
+def reject_exception(job: str, stage: str, uri: str, exc: Exception):
+    """The tagged outputs of an input whose step raised `exc`: ImageError's outcome,
+    'unreadable' for a missing or unreadable file, else 'failed' (logged with its traceback)."""
+    if isinstance(exc, ImageError):
+        outcome, reason = exc.outcome, str(exc)
+    elif isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        outcome, reason = schema.UNREADABLE, str(exc)
+    else:
+        log.warning("unexpected failure on %s", uri, exc_info=exc)
+        outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
+    yield from reject(job, stage, uri, outcome, reason)
 
 
 def reject(job: str, stage: str, uri: str, outcome: str, reason: str):
@@ -134,12 +176,12 @@ def dead_letter_rows(failure, stage: str) -> list[dict]:
     ]
 
 
-def safe_apply(pcoll, fn, job: str, label: str, **kwargs):
-    """pcoll | SafeApply(fn, ...) with all tagged outputs; returns the DoOutputsTuple."""
+def safe_apply(pcoll, fn, job: str, label: str, batch: bool = False, **kwargs):
+    """pcoll | SafeApply(fn, ...) (SafeApplyBatch with `batch`: pcoll holds lists of URIs)
+    with all tagged outputs; returns the DoOutputsTuple."""
     stage = kwargs.pop("stage", label.lower())
-    return pcoll | label >> beam.ParDo(SafeApply(fn, job, stage, **kwargs)).with_outputs(
-        OUTCOMES, ERRORS, FILTERED, main="rows"
-    )
+    dofn = (SafeApplyBatch if batch else SafeApply)(fn, job, stage, **kwargs)
+    return pcoll | label >> beam.ParDo(dofn).with_outputs(OUTCOMES, ERRORS, FILTERED, main="rows")
 
 
 def prepare_step(named, fn: Callable, job: str, stage: str = "decode"):

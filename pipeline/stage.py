@@ -1,6 +1,7 @@
 """`chromabeam stage`: a glob of photos -> Parquet training shards, colour priors, accounting.
 
-MatchFiles -> Reshuffle -> read + decode + filter + crop + Lab (transforms.staging) ->
+MatchFiles -> Reshuffle -> BatchElements (--batch-files) ->
+  read + decode + filter + crop + Lab of each batch (transforms.staging.stage_batch) ->
   shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows and --shard-mb
                           MiB of pixels each; --space yuv:
                           l / ab hold BT.601 YUV, recorded in each row and in priors.json)
@@ -41,7 +42,7 @@ from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fileio import clear_dirs, join, write_bytes, write_json
 from transforms.filters import GrayThresholds
 from transforms.priors import PRIOR_SIGMA, REBALANCE_LAMBDA, priors_from_counts
-from transforms.staging import SPACES, StageConfig, stage_image, write_shard_rows
+from transforms.staging import SPACES, StageConfig, stage_batch, write_shard_rows
 
 log = logging.getLogger(__name__)
 JOB = "stage"
@@ -92,6 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="lab",
         help="colour space of the shards' l / ab columns: lab (CIE Lab) or yuv (BT.601, "
         "for models that take YUV); the space is recorded in each row and in priors.json",
+    )
+    p.add_argument(
+        "--batch-files",
+        type=checks.positive_int,
+        default=32,
+        help="files per work item: one Beam element and one pass of the array maths over "
+        "their crops (many small files then share the per-element cost)",
     )
     checks.add_allow_empty(p)
     p.add_argument(
@@ -174,8 +182,11 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
     """Add the stage graph to pipeline p (`threads`: CPU threads of each worker)."""
     cfg = config_from_args(args)
     uris = p | "Match" >> MatchFiles(args.inputs)
-    stage_fn = partial(stage_image, cfg=cfg)
-    out = safe_apply(uris, stage_fn, JOB, "Stage", stage="decode", threads=threads)
+    batches = uris | "Batch" >> beam.BatchElements(
+        min_batch_size=args.batch_files, max_batch_size=args.batch_files
+    )
+    stage_fn = partial(stage_batch, cfg=cfg)
+    out = safe_apply(batches, stage_fn, JOB, "Stage", batch=True, stage="decode", threads=threads)
     tick_each(JOB, out[OUTCOMES])  # one outcome per input
     _ = out.rows | "Shards" >> WriteRowBatches(
         join(args.output, "shards"),

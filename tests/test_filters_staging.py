@@ -580,3 +580,105 @@ def test_filter_thumbnail_is_close_to_the_bicubic_crop():
         slow = fit_and_crop(crop, staging.FILTER_THUMBNAIL).astype(int)
         assert fast.shape == slow.shape == (64, 64, 3)
         assert np.abs(fast - slow).mean() < 2.0, name  # 1.1 levels on these photos
+
+
+# --- the batched filter and stage_batch ------------------------------------------------------
+
+CIFAR = IMAGENET.parent / "cifar10" / "train"
+
+
+def _mixed_thumbs() -> list[np.ndarray]:
+    """64-px thumbnails of colour photos, sepia / cyanotype tonings, gray and a flat image."""
+    gray = gray_photo()
+    rgbs = [np.asarray(Image.open(IMAGENET / n).convert("RGB")) for n in COLOUR_SAMPLES]
+    rgbs += [tone_curve(gray, *SEPIA), tone_curve(gray, *CYANOTYPE), np.stack([gray] * 3, -1)]
+    rgbs += [np.full((40, 40, 3), 128, np.uint8), smooth_colour_field(50, 70)]
+    return [fit_and_crop(r.astype(np.uint8), staging.FILTER_THUMBNAIL) for r in rgbs]
+
+
+def test_batch_percentiles_equal_percentiles_per_row():
+    from transforms.filters import batch_percentiles, percentiles
+
+    x = np.random.default_rng(0).normal(size=(5, 4097)).astype(np.float32)
+    got = batch_percentiles(x, [50.0, 90.0, 99.0])
+    for row, want in zip(x, got, strict=True):
+        assert list(want) == percentiles(row, [50.0, 90.0, 99.0])
+
+
+def test_batch_residuals_equal_the_per_image_residuals():
+    from transforms.filters import (
+        batch_smooth_tone_residuals,
+        batch_tone_residuals,
+        smooth_tone_residual,
+        tone_residual,
+    )
+
+    thumbs = np.stack(_mixed_thumbs())
+    lab = rgb_to_lab(thumbs)
+    for t in (GrayThresholds(), GrayThresholds(tone_levels=8, tone_smoothing=0.0)):
+        tone = batch_tone_residuals(lab, t)
+        smooth = batch_smooth_tone_residuals(thumbs / 255.0, t)
+        for i, (lab_i, rgb_i) in enumerate(zip(lab, thumbs, strict=True)):
+            assert tone[i] == pytest.approx(tone_residual(lab_i, t), rel=1e-9, abs=1e-9)
+            want = smooth_tone_residual(lab_i, t, rgb=rgb_i)
+            assert smooth[i] == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def test_classify_tone_batch_decides_as_classify_tone():
+    from transforms.filters import classify_tone_batch
+
+    thumbs = np.stack(_mixed_thumbs())
+    lab = rgb_to_lab(thumbs)
+    seen = set()
+    for t in (
+        GrayThresholds(),
+        GrayThresholds(tone_residual=0.01),
+        GrayThresholds(tone_residual=0.01, min_tone_chroma=100),
+        GrayThresholds(tone_residual=100),
+        GrayThresholds(mean_chroma=100, high_chroma=100),
+    ):
+        want = [classify_tone(x, t, rgb=r) for x, r in zip(lab, thumbs, strict=True)]
+        assert classify_tone_batch(lab, t, rgb=thumbs) == want
+        assert classify_tone_batch(lab, t) == [classify_tone(x, t) for x in lab]
+        seen.update(want)
+    assert seen == {"grayscale", "toned", "colour"}
+
+
+def test_ab_histograms_are_the_per_image_histograms():
+    ab = np.random.default_rng(1).uniform(-110, 110, size=(3, 20, 20, 2)).astype(np.float32)
+    hists = staging.ab_histograms(ab[..., 0], ab[..., 1])
+    for h, x in zip(hists, ab, strict=True):
+        np.testing.assert_array_equal(h, staging.ab_histogram(x[..., 0], x[..., 1]))
+
+
+def _batch_items() -> list[tuple[str, bytes]]:
+    """Real files (ImageNet, CIFAR-10, a grayscale sample) with a corrupt, an empty and a
+    tiny image among them."""
+    files = [IMAGENET / n for n in COLOUR_SAMPLES] + sorted(CIFAR.glob("*/*.jpg"))[:40:4]
+    files.append(IMAGENET / RGB_ENCODED_GRAY[0])
+    items = [(str(f), f.read_bytes()) for f in files]
+    tiny = encode(Image.fromarray(smooth_colour_field(8, 8)), "PNG")
+    items[3:3] = [("mem://corrupt.jpg", b"\xff\xd8 not a jpeg"), ("mem://empty.png", b"")]
+    items.append(("mem://tiny.png", tiny))
+    return items
+
+
+@pytest.mark.parametrize("size,space", [(32, "lab"), (64, "yuv"), (224, "lab")])
+def test_stage_batch_equals_stage_image_item_by_item(size, space):
+    cfg = staging.StageConfig(size=size, space=space)
+    items = _batch_items()
+    got = staging.stage_batch(items, cfg)
+    assert len(got) == len(items)
+    outcomes = set()
+    for (uri, data), result in zip(items, got, strict=True):
+        try:
+            want = staging.stage_image(uri, data, cfg)
+        except ImageError as e:
+            assert isinstance(result, ImageError), uri
+            assert (result.outcome, str(result)) == (e.outcome, str(e))
+            outcomes.add(e.outcome)
+            continue
+        assert result == want, uri
+        outcomes.add(schema.KEPT)
+    assert {schema.KEPT, schema.GRAYSCALE, schema.TOO_SMALL} <= outcomes
+    assert len(outcomes) >= 4  # and the corrupt / empty files' error codes

@@ -270,6 +270,47 @@ def test_rerun_replaces_previous_output(in_memory_run, input_dir, tmp_path):
     assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
 
 
+@pytest.mark.parametrize("batch_files", ["1", "3"])
+def test_batch_files_give_the_same_output(in_memory_run, input_dir, tmp_path, batch_files):
+    """--batch-files changes how many files one work item holds, never what comes out."""
+    out = str(tmp_path / f"staged_b{batch_files}")
+    _run_stage(str(input_dir / "*"), out, IN_MEMORY, "--batch-files", batch_files)
+    _check_output(out, str(input_dir))
+    assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
+    want = _read_json(in_memory_run + "/priors.json")["counts"]
+    assert _read_json(out + "/priors.json")["counts"] == want
+
+
+def test_a_batch_that_fails_as_a_whole_loses_only_its_culprit(tmp_path):
+    """SafeApplyBatch: when fn raises on the whole batch, each item is retried alone, so the
+    one that fails is an error row and the others still come out; unreadable files are
+    accounted for before fn sees the batch."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.common import ERRORS, OUTCOMES, safe_apply
+
+    for name in ("a", "b", "bad"):
+        (tmp_path / name).write_bytes(name.encode())
+
+    def fn(items):
+        if any(data == b"bad" for _, data in items):
+            raise RuntimeError("boom")
+        return [data.decode().upper() for _, data in items]
+
+    uris = [str(tmp_path / n) for n in ("a", "b", "bad", "missing")]
+    with beam.Pipeline() as p:
+        out = safe_apply(p | beam.Create([uris]), fn, "test", "Apply", batch=True)
+        assert_that(out.rows, equal_to(["A", "B"]), label="rows")
+        assert_that(
+            out[OUTCOMES], equal_to(["kept", "kept", "failed", "unreadable"]), label="outcomes"
+        )
+        errors = out[ERRORS] | beam.Map(lambda r: (r["uri"].rsplit("/", 1)[-1], r["outcome"]))
+        assert_that(
+            errors, equal_to([("bad", "failed"), ("missing", "unreadable")]), label="errors"
+        )
+
+
 def test_glob_patterns_select_files(input_dir):
     everything = expand_glob(str(input_dir / "*"))
     assert len(everything) == len(INPUTS)

@@ -178,3 +178,105 @@ def classify_tone(
     ):
         return "toned"
     return "colour"
+
+
+def batch_percentiles(x: np.ndarray, qs: list[float]) -> np.ndarray:
+    """percentiles() of each row of x (N, P) in one partition: (N, len(qs)), the same numbers."""
+    x = np.asarray(x).reshape(len(x), -1)
+    n = x.shape[1]
+    pos = [q / 100.0 * (n - 1) for q in qs]
+    lows = [min(int(np.floor(p)), n - 1) for p in pos]
+    kth = sorted({k for lo in lows for k in (lo, min(lo + 1, n - 1))})
+    part = np.partition(x, kth, axis=1)
+    out = np.empty((len(x), len(qs)), np.float64)
+    for j, (p, lo) in enumerate(zip(pos, lows, strict=True)):
+        a, b, frac = part[:, lo], part[:, min(lo + 1, n - 1)], p - lo
+        out[:, j] = b - (b - a) * (1 - frac) if frac >= 0.5 else a + (b - a) * frac
+    return out
+
+
+def batch_tone_residuals(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> np.ndarray:
+    """tone_residual of each of N same-size Lab images (N, ..., 3): (N,) float64, in one pass
+    over the batch: the tone curves' level sums as one bincount (images kept apart by level
+    offsets), and each pixel interpolated between its own level's knot (the level's mean L)
+    and the next or previous used level's, as np.interp does."""
+    lab = np.asarray(lab, dtype=np.float32)
+    n_img = len(lab)
+    lab = lab.reshape(n_img, -1, 3)
+    n = t.tone_levels
+    l = lab[..., 0]
+    level = np.clip((l * (n / 100.0)).astype(np.int64), 0, n - 1)
+    level += (np.arange(n_img) * n)[:, None]
+    flat = level.ravel()
+    count = np.bincount(flat, minlength=n_img * n)
+    used = count > 0
+    knots = [
+        np.bincount(flat, weights=lab[..., k].ravel(), minlength=n_img * n)[used] / count[used]
+        for k in range(3)
+    ]
+    owner = np.repeat(np.arange(n_img), n)[used]  # image of each knot
+    first = np.searchsorted(owner, np.arange(n_img))[:, None]  # each image's first knot
+    last = np.searchsorted(owner, np.arange(n_img), side="right")[:, None] - 1
+    k = (np.cumsum(used) - 1)[level]  # knot of each pixel's own level
+    x = l.astype(np.float64)
+    lo = k - (x < knots[0][k])  # the knot interval [lo, lo + 1] that holds x
+    lo = np.clip(lo, first, np.maximum(last - 1, first))
+    hi = np.minimum(lo + 1, last)
+    x0, x1 = knots[0][lo], knots[0][hi]
+    span = x1 - x0
+    frac = np.clip((x - x0) / np.where(span > 0, span, 1.0), 0.0, 1.0)  # flat beyond the ends
+    da, db = (lab[..., c] - (knots[c][lo] + (knots[c][hi] - knots[c][lo]) * frac) for c in (1, 2))
+    return batch_percentiles(np.hypot(da, db), [t.tone_percentile])[:, 0]
+
+
+def batch_smooth_tone_residuals(
+    rgb: np.ndarray, t: GrayThresholds = GrayThresholds()
+) -> np.ndarray:
+    """smooth_tone_residual of each of N same-size sRGB images (N, H, W, 3) in [0, 1]: (N,)
+    float64, each step once over the batch (line fits as sums, smoothing as batched matrix
+    products)."""
+    rgb = np.asarray(rgb, np.float64)
+    n_img, h, w = rgb.shape[:3]
+    ycc = rgb.reshape(n_img, -1, 3) @ _RGB_TO_YCC.T
+    y = ycc[..., 0]
+    yc = y - y.mean(axis=1, keepdims=True)
+    slope = (
+        np.einsum("np,npc->nc", yc, ycc[..., 1:])
+        / np.maximum(np.einsum("np,np->n", yc, yc), 1e-12)[:, None]
+    )
+    fit = ycc[..., 1:].mean(axis=1, keepdims=True) + yc[..., None] * slope[:, None, :]
+    residual = np.ascontiguousarray(  # (N, 2, H, W): BLAS matrix products per plane
+        np.moveaxis((ycc[..., 1:] - fit).reshape(n_img, h, w, 2), -1, 1)
+    )
+    if t.tone_smoothing > 0:
+        rows, cols = gaussian_matrix(h, t.tone_smoothing), gaussian_matrix(w, t.tone_smoothing)
+        residual = rows @ residual @ cols.T
+    return batch_percentiles(np.hypot(residual[:, 0], residual[:, 1]), [t.smooth_percentile])[:, 0]
+
+
+def classify_tone_batch(
+    lab: np.ndarray, t: GrayThresholds = GrayThresholds(), rgb: np.ndarray | None = None
+) -> list[str]:
+    """classify_tone of each of N same-size Lab images (N, H, W, 3) (`rgb`: the same images as
+    sRGB uint8, if at hand): the same measures and order of decisions, each measure taken once
+    over the images it still decides, so many small images do not each pay numpy's fixed
+    per-call cost (the answers equal classify_tone's on the staged samples; float sums in
+    another order aside, tests/test_filters_staging.py)."""
+    lab = np.asarray(lab, dtype=np.float32)
+    n = len(lab)
+    c = chroma(lab.reshape(n, -1, 3)[..., 1:])
+    mean = c.mean(axis=1)
+    median, high = batch_percentiles(c, [50.0, t.percentile]).T
+    out = np.full(n, "colour", dtype=object)
+    gray = (mean < t.mean_chroma) & (high < t.high_chroma)
+    out[gray] = "grayscale"
+    rest = np.flatnonzero(~gray)
+    if rest.size:
+        toned = batch_tone_residuals(lab[rest], t) < t.tone_residual
+        out[rest[toned]] = "toned"
+        rest = rest[~toned & (median[rest] >= t.min_tone_chroma)]
+    if rest.size:
+        pixels = rgb[rest] / 255.0 if rgb is not None else lab_to_rgb(lab[rest])
+        toned = batch_smooth_tone_residuals(pixels, t) < t.smooth_tone_residual
+        out[rest[toned]] = "toned"
+    return out.tolist()
