@@ -12,11 +12,13 @@ What it measures, all in one run (globs are relative to the repository root):
   stage_image  the same loop over the whole per-image function of `stage`
              (transforms.staging.stage_image: + filters, Lab, histogram, hashing); its first
              call, which builds the ab-bin tables, is reported apart: every worker pays it;
+  stage_batch  the same files through transforms.staging.stage_batch in batches of
+             --batch-files (what the job runs: the array maths once per batch);
   profile    cProfile of the stage_image loop on --profile-files files, split into decode,
              resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + hash;
              Parquet writing (staging.write_shard_rows) timed on the rows it produced;
   worker     the job itself in this process on one worker thread (in_memory) over the files,
-             stage_image and the shard writer timed where the job calls them: ms per input
+             stage_batch and the shard writer timed where the job calls them: ms per input
              of each, and the rest (Beam's per-element work, reading, accounting);
   pipeline   the whole `stage` job (pipeline.stage.run, in-process, DirectRunner with
              --direct_running_mode --mode, the job's default) for each --workers count on --inputs
@@ -32,7 +34,8 @@ What it measures, all in one run (globs are relative to the repository root):
              subprocess on the files and on 4 symlinked copies of each (4x the inputs);
              target: flat, ratio <= 1.3x;
   CIFAR      (--cifar) many small files: steady rate on --cifar-workers workers against the
-             bare loop on one core, target >= 0.5x.
+             bare loop on one core, target >= 0.5x, at each --cifar-size (default 32, CIFAR's
+             own size, and --size).
 No GPU is used: `stage` is CPU work (decode, resize, colour maths, Parquet).
 The pipeline always reads one glob over a temporary folder of symlinks to exactly the files
 the loops read. Outputs go to temporary folders, removed at the end.
@@ -75,7 +78,7 @@ from pipeline.options import DEFAULT_RUNNER  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
-from transforms.staging import stage_image, write_shard_rows  # noqa: E402
+from transforms.staging import stage_batch, stage_image, write_shard_rows  # noqa: E402
 
 log = logging.getLogger("bench.stage")
 
@@ -116,6 +119,17 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
         except ImageError:
             errors += 1
     return len(files) / (time.perf_counter() - start), errors
+
+
+def stage_batch_rate(files: list[str], size: int, batch: int) -> float:
+    """Images/s of transforms.staging.stage_batch over the files in batches of `batch` (as the
+    job's --batch-files), read included; after one untimed batch (the ab-bin tables)."""
+    cfg = stage.config_from_args(parse_stage_args([files[0], "unused", "--size", str(size)]))
+    stage_batch([(files[0], read_bytes(files[0]))], cfg)
+    start = time.perf_counter()
+    for i in tqdm(range(0, len(files), batch), desc="stage_batch loop", leave=False):
+        stage_batch([(f, read_bytes(f)) for f in files[i : i + batch]], cfg)
+    return len(files) / (time.perf_counter() - start)
 
 
 def stage_image_rate(files: list[str], size: int) -> tuple[float, float]:
@@ -182,9 +196,9 @@ def profile_breakdown(files: list[str], size: int, work: str) -> dict[str, float
     parts = {
         "decode": ["decode_image"],
         "resize + crop": ["fit_and_crop"],
-        "filter (classify_tone)": ["classify_tone"],
+        "filter (classify_tone_batch)": ["classify_tone_batch"],
         "Lab / YUV": ["rgb8_to_lab_planes", "rgb8_to_yuv_planes", "rgb_to_lab"],
-        "histogram": ["ab_histogram"],
+        "histogram": ["ab_histograms"],
         "quantize + hash": [
             "quantize_l",
             "quantize_ab",
@@ -217,15 +231,15 @@ def profile_breakdown(files: list[str], size: int, work: str) -> dict[str, float
 
 def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[str, float]:
     """Milliseconds per input inside one worker of the real job: `stage` in this process on
-    one worker thread (--direct_running_mode=in_memory), with stage_image and the shard writer
-    timed where the job calls them; the rest of the time from the first stage_image call to
+    one worker thread (--direct_running_mode=in_memory), with stage_batch and the shard writer
+    timed where the job calls them; the rest of the time from the first stage_batch call to
     the last shard written is Beam's per-element work (input, outputs, counters, ticks, the
     histogram sum) and reading the bytes."""
     out_dir = tempfile.mkdtemp(prefix="stage-prof-run-", dir=work)
-    timed_stage = Timed("stage_image", stage.stage_image)
+    timed_stage = Timed("stage_batch", stage.stage_batch)
     timed_write = Timed("write_shard_rows", stage.write_shard_rows)
-    saved = stage.stage_image, stage.write_shard_rows
-    stage.stage_image, stage.write_shard_rows = timed_stage, timed_write
+    saved = stage.stage_batch, stage.write_shard_rows
+    stage.stage_batch, stage.write_shard_rows = timed_stage, timed_write
     log.warning("stage in this process, 1 worker thread, %d files (timed parts) ...", n_files)
     try:
         stage.run(
@@ -237,13 +251,13 @@ def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[s
             ],
         )
     finally:
-        stage.stage_image, stage.write_shard_rows = saved
-    seconds, calls, first, last = timed_stage.totals()
+        stage.stage_batch, stage.write_shard_rows = saved
+    seconds, _, first, last = timed_stage.totals()
     end = max(last or 0.0, timed_write.totals()[3] or 0.0)  # the last row written
-    n = max(calls, 1)
+    n = max(n_files, 1)
     wall = 1e3 * (end - (first or end)) / n
     parts = {
-        "stage_image": 1e3 * seconds / n,
+        "stage_batch (per file)": 1e3 * seconds / n,
         "Parquet (shard writer)": 1e3 * timed_write.totals()[0] / n,
     }
     parts["Beam per element + read"] = wall - sum(parts.values())
@@ -391,8 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cifar-size",
         type=int,
-        help="--size of the CIFAR runs, bare loop and stage alike (default: --size; CIFAR's "
-        "native 32 measures the per-file overhead rather than 224 px maths on 32 px sources)",
+        nargs="+",
+        help="--size of the CIFAR runs, bare loop and stage alike, one run per size (default: "
+        "32, CIFAR's native size, where the per-file overhead shows, and --size)",
+    )
+    parser.add_argument(
+        "--batch-files",
+        type=int,
+        default=32,
+        help="stage's --batch-files in the stage_batch loop (the job's default: 32)",
     )
     parser.add_argument(
         "--cifar-workers", type=int, default=2, help="workers of the CIFAR pipeline run (default 2)"
@@ -422,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_cache(files)
         bare, bare_errors = bare_rate(files, a.size, "bare loop")
         full, first_call = stage_image_rate(files, a.size)
+        batched = stage_batch_rate(files, a.size, a.batch_files)
         breakdown = profile_breakdown(files[: a.profile_files], a.size, work)
         in_worker = worker_breakdown(pattern, len(files), a.size, work)
         if not a.no_warmup:
@@ -491,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{'stage_image loop':<24}{full:>8.1f}{len(files) / full:>7.1f}  {'-':>5}  "
             f"{full / bare:<23.2f}{'':<21}first call {first_call:.2f} s"
         )
+        lines.append(
+            f"{f'stage_batch loop ({a.batch_files})':<24}{batched:>8.1f}"
+            f"{len(files) / batched:>7.1f}  {'-':>5}  {batched / bare:<23.2f}"
+        )
         for r in runs:
             n = r["workers"]
             per = r["rate"] / (n * bare)
@@ -514,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         left = in_worker["per input in the worker"] - 1e3 / bare
         notes.append(
             f"left between a worker and the bare loop, {left:.2f} ms per input: the per-image "
-            f"maths beyond decode + crop {in_worker['stage_image'] - 1e3 / bare:.2f} (filter, "
+            f"maths beyond decode + crop {in_worker['stage_batch (per file)'] - 1e3 / bare:.2f} "
+            "(filter, "
             f"Lab, histogram, hashing: the profile above), Parquet "
             f"{in_worker['Parquet (shard writer)']:.2f}, Beam per element + read "
             f"{in_worker['Beam per element + read']:.2f}"
@@ -570,32 +597,35 @@ def main(argv: list[str] | None = None) -> int:
             cifar_pattern = link_folder(cifar, os.path.join(work, "in-cifar"))
             warm_cache(cifar)
             sample = cifar[: a.cifar_sample]
-            csize = a.cifar_size or a.size
-            cbare, _ = bare_rate(sample, csize, "bare loop (CIFAR)")
-            crun = pipeline_rate(
-                cifar_pattern,
-                len(cifar),
-                csize,
-                a.cifar_workers,
-                work,
-                a.sample_interval,
-                mode=a.mode,
-            )
-            ratio = crun["rate"] / cbare
-            ok = ratio >= CIFAR_TARGET
-            failed |= not ok
             lines.append("")
-            lines.append(
-                f"CIFAR-10  {len(cifar)} files  {resolve_glob(CIFAR_GLOB)}  --size {csize}"
-            )
-            lines.append(f"  bare loop, first {len(sample)} files   {cbare:8.1f} img/s")
-            lines.append(
-                f"  stage, {a.cifar_workers} worker(s), all files  {crun['rate']:8.1f} "
-                f"img/s steady ({crun['wall_rate']:.1f} wall, start-up {_secs(crun['startup'])})"
-                f"  {crun['seconds']:.1f} s  procs {crun['children']}  "
-                f"rate/bare {ratio:.2f} {verdict(ok)} (>= {CIFAR_TARGET:.2f}; per worker "
-                f"{ratio / a.cifar_workers:.2f})  {crun['engine']}"
-            )
+            lines.append(f"CIFAR-10  {len(cifar)} files  {resolve_glob(CIFAR_GLOB)}")
+            for csize in a.cifar_size or sorted({32, a.size}):
+                cbare, _ = bare_rate(sample, csize, f"bare loop (CIFAR, {csize})")
+                cbatch = stage_batch_rate(sample, csize, a.batch_files)
+                crun = pipeline_rate(
+                    cifar_pattern,
+                    len(cifar),
+                    csize,
+                    a.cifar_workers,
+                    work,
+                    a.sample_interval,
+                    mode=a.mode,
+                )
+                ratio = crun["rate"] / cbare
+                ok = ratio >= CIFAR_TARGET
+                failed |= not ok
+                lines.append(
+                    f"  --size {csize}: bare loop, first {len(sample)} files {cbare:8.1f} img/s; "
+                    f"stage_batch loop {cbatch:.1f} ({cbatch / cbare:.2f}x bare)"
+                )
+                lines.append(
+                    f"  --size {csize}: stage, {a.cifar_workers} worker(s), all files  "
+                    f"{crun['rate']:8.1f} img/s steady ({crun['wall_rate']:.1f} wall, start-up "
+                    f"{_secs(crun['startup'])})  {crun['seconds']:.1f} s  procs "
+                    f"{crun['children']}  rate/bare {ratio:.2f} {verdict(ok)} (>= "
+                    f"{CIFAR_TARGET:.2f}; per worker {ratio / a.cifar_workers:.2f})  "
+                    f"{crun['engine']}"
+                )
 
     print("\n==== chromabeam stage benchmark " + "=" * 58)
     print("\n".join(lines))

@@ -180,17 +180,21 @@ def classify_tone(
     return "colour"
 
 
-def batch_percentiles(x: np.ndarray, qs: list[float]) -> np.ndarray:
-    """percentiles() of each row of x (N, P) in one partition: (N, len(qs)), the same numbers."""
+def batch_percentiles(x: np.ndarray, qs: list[float], then=None) -> np.ndarray:
+    """percentiles() of each row of x (N, P) in one partition: (N, len(qs)), the same numbers.
+    `then`: an increasing function applied to the order statistics before they are
+    interpolated, so batch_percentiles(d * d, qs, np.sqrt) is the percentiles of d without a
+    square root per pixel."""
     x = np.asarray(x).reshape(len(x), -1)
     n = x.shape[1]
     pos = [q / 100.0 * (n - 1) for q in qs]
     lows = [min(int(np.floor(p)), n - 1) for p in pos]
     kth = sorted({k for lo in lows for k in (lo, min(lo + 1, n - 1))})
     part = np.partition(x, kth, axis=1)
+    stat = {k: part[:, k] if then is None else then(part[:, k]) for k in kth}
     out = np.empty((len(x), len(qs)), np.float64)
     for j, (p, lo) in enumerate(zip(pos, lows, strict=True)):
-        a, b, frac = part[:, lo], part[:, min(lo + 1, n - 1)], p - lo
+        a, b, frac = stat[lo], stat[min(lo + 1, n - 1)], p - lo
         out[:, j] = b - (b - a) * (1 - frac) if frac >= 0.5 else a + (b - a) * frac
     return out
 
@@ -226,7 +230,7 @@ def batch_tone_residuals(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) 
     span = x1 - x0
     frac = np.clip((x - x0) / np.where(span > 0, span, 1.0), 0.0, 1.0)  # flat beyond the ends
     da, db = (lab[..., c] - (knots[c][lo] + (knots[c][hi] - knots[c][lo]) * frac) for c in (1, 2))
-    return batch_percentiles(np.hypot(da, db), [t.tone_percentile])[:, 0]
+    return batch_percentiles(da * da + db * db, [t.tone_percentile], np.sqrt)[:, 0]
 
 
 def batch_smooth_tone_residuals(
@@ -251,7 +255,8 @@ def batch_smooth_tone_residuals(
     if t.tone_smoothing > 0:
         rows, cols = gaussian_matrix(h, t.tone_smoothing), gaussian_matrix(w, t.tone_smoothing)
         residual = rows @ residual @ cols.T
-    return batch_percentiles(np.hypot(residual[:, 0], residual[:, 1]), [t.smooth_percentile])[:, 0]
+    d2 = residual[:, 0] * residual[:, 0] + residual[:, 1] * residual[:, 1]
+    return batch_percentiles(d2, [t.smooth_percentile], np.sqrt)[:, 0]
 
 
 def classify_tone_batch(
