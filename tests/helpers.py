@@ -65,3 +65,12 @@ def tone_curve(gray: np.ndarray, dark: tuple, light: tuple) -> np.ndarray:
 
 SEPIA = ((60, 35, 15), (250, 235, 205))  # dark brown -> cream
 CYANOTYPE = ((15, 35, 90), (200, 235, 245))  # dark blue -> light cyan
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """preexec_fn of a child that a test interrupts: SIGINT back to its default disposition.
+    A shell's background job (`cmd &`, as CI may run the tests) ignores SIGINT, children inherit
+    that, and Python then installs no KeyboardInterrupt handler, so the Ctrl-C never lands."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli
+from tests.helpers import sigint_as_a_terminal_sends_it
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -428,7 +429,7 @@ def test_ctrl_c_of_a_real_run(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "stage", data, str(tmp_path / "out")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it,
     )  # fmt: skip
     lines: list[str] = []
     working = threading.Event()  # a progress line says some (not all) images are done
@@ -529,6 +530,7 @@ def test_ctrl_c_that_fails_the_run_elsewhere_still_exits_130():
         capture_output=True,
         text=True,
         timeout=60,
+        preexec_fn=sigint_as_a_terminal_sends_it,
     )
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (

@@ -23,7 +23,7 @@ from PIL import Image
 # command that has paid its imports would be
 from pipeline import colorize, colorize_graph, locking  # noqa: F401
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
-from tests.helpers import ROOT, gray_photo
+from tests.helpers import ROOT, gray_photo, sigint_as_a_terminal_sends_it
 from transforms import fileio, naming
 from transforms.fileio import atomic_write, read_table, remove_partials, write_bytes
 
@@ -307,6 +307,7 @@ def test_kill_and_resume_equals_a_clean_run(inputs, ckpt, tmp_path):
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=sigint_as_a_terminal_sends_it,
         )
         sig = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
         if attempt == 0:
