@@ -25,6 +25,7 @@ FILTERED = "filtered"
 OUTCOMES = "outcomes"
 RESUMED = "resumed"  # outcome codes of inputs whose output an earlier run finished
 TICK_FLUSH_SECONDS = 0.1  # progress ticks are recorded this often (and at each bundle's end)
+BATCH_READ_BYTES = 16 << 20  # SafeApplyBatch hands fn the files of a batch in runs of this size
 FILTER_OUTCOMES = frozenset({schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL, schema.SKIPPED})
 
 
@@ -98,21 +99,34 @@ class SafeApply(beam.DoFn):
 
 
 class SafeApplyBatch(SafeApply):
-    """SafeApply over a batch of URIs (a list, from beam.BatchElements): `fn(items)` takes the
-    [(uri, bytes)] that could be read and returns one result or exception per item, so the
-    per-element cost of many small files is paid once per batch. Each item is accounted for
-    as with SafeApply; should fn fail on the whole batch, each item is retried alone."""
+    """SafeApply over a batch of URIs (a list, from beam.BatchElements): `fn(items)` takes
+    [(uri, bytes)] of files that could be read and returns one result or exception per item,
+    so the per-element cost of many small files is paid once per batch. The files are read
+    and handed to fn in runs of at most BATCH_READ_BYTES (a batch of large scans is then one
+    file at a time, not all their bytes at once). Each item is accounted for as with
+    SafeApply; should fn fail on a whole run, each of its items is retried alone."""
 
     def __init__(self, fn: Callable, job: str, stage: str, threads: int | None = None):
         super().__init__(fn, job, stage, read=True, success=schema.KEPT, threads=threads)
 
     def process(self, uris):
-        items = []
+        items, size = [], 0
         for uri in uris:
             try:
-                items.append((uri, read_bytes(uri)))
+                data = read_bytes(uri)
             except Exception as e:  # noqa: BLE001
                 yield from reject_exception(self.job, self.stage, uri, e)
+                continue
+            items.append((uri, data))
+            size += len(data)
+            if size >= BATCH_READ_BYTES:
+                yield from self._apply(items)
+                items, size = [], 0
+        yield from self._apply(items)
+
+    def _apply(self, items: list[tuple[str, bytes]]):
+        if not items:
+            return
         try:
             results = self.fn(items)
         except Exception:  # noqa: BLE001 - retry one by one: only the culprit fails

@@ -437,3 +437,26 @@ def test_stage_imagenet_samples(tmp_path):
     pri = _read_json(out + "/priors.json")
     assert pri["pixels"] == 973 * SIZE * SIZE
     assert sum(pri["smoothed"]) == pytest.approx(1.0)
+
+
+def test_a_batch_is_read_in_runs_of_bounded_bytes(tmp_path, monkeypatch):
+    """SafeApplyBatch never holds a whole batch of large files: fn gets them in runs of at most
+    BATCH_READ_BYTES (one file at a time when each is that large), outputs in input order."""
+    import apache_beam as beam
+
+    from pipeline import common
+
+    for name in "abcde":
+        (tmp_path / name).write_bytes(name.encode() * 10)
+    calls: list[int] = []
+
+    def fn(items):
+        calls.append(len(items))
+        return [data[:1].decode() for _, data in items]
+
+    monkeypatch.setattr(common, "BATCH_READ_BYTES", 25)
+    dofn = common.SafeApplyBatch(fn, "test", "decode")
+    dofn.setup()
+    out = list(dofn.process([str(tmp_path / n) for n in "abcde"]))
+    assert calls == [3, 2]  # 30 bytes reach the cap after three files
+    assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == list("abcde")
