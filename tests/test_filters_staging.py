@@ -596,13 +596,18 @@ def _mixed_thumbs() -> list[np.ndarray]:
     return [fit_and_crop(r.astype(np.uint8), staging.FILTER_THUMBNAIL) for r in rgbs]
 
 
-def test_batch_percentiles_equal_percentiles_per_row():
-    from transforms.filters import batch_percentiles, percentiles
+def test_batch_percentiles_equal_numpy_percentile_per_row():
+    from transforms.filters import batch_percentiles
 
-    x = np.random.default_rng(0).normal(size=(5, 4097)).astype(np.float32)
-    got = batch_percentiles(x, [50.0, 90.0, 99.0])
-    for row, want in zip(x, got, strict=True):
-        assert list(want) == percentiles(row, [50.0, 90.0, 99.0])
+    qs = [50.0, 90.0, 99.0]
+    for dtype in (np.float32, np.float64):
+        x = np.random.default_rng(0).normal(size=(5, 4097)).astype(dtype)
+        got = batch_percentiles(x, qs)
+        for row, want in zip(x, got, strict=True):
+            assert list(want) == [float(np.percentile(row, q)) for q in qs]
+        squares = batch_percentiles(np.abs(x) ** 2, qs, np.sqrt)  # `then` on order statistics
+        for row, want in zip(x, squares, strict=True):
+            assert list(want) == pytest.approx([np.percentile(np.abs(row), q) for q in qs])
 
 
 def test_batch_residuals_equal_the_per_image_residuals():

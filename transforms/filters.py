@@ -104,19 +104,9 @@ def gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 
 def percentiles(x: np.ndarray, qs: list[float]) -> list[float]:
     """np.percentile(x, qs) (its default 'linear' method, the same numbers) with one
-    partition for all of qs and without np.percentile's per-call overhead."""
-    x = np.asarray(x).ravel()
-    n = x.size
-    pos = [q / 100.0 * (n - 1) for q in qs]
-    lows = [min(int(np.floor(p)), n - 1) for p in pos]
-    kth = sorted({k for lo in lows for k in (lo, min(lo + 1, n - 1))})
-    part = np.partition(x, kth)
-    out = []
-    for p, lo in zip(pos, lows, strict=True):
-        a, b, frac = part[lo], part[min(lo + 1, n - 1)], p - lo
-        # numpy's _lerp: a + (b - a) t, from the upper end when t >= 0.5
-        out.append(float(b - (b - a) * (1 - frac) if frac >= 0.5 else a + (b - a) * frac))
-    return out
+    partition for all of qs and without np.percentile's per-call overhead: batch_percentiles
+    of x as one row."""
+    return batch_percentiles(np.asarray(x).reshape(1, -1), qs)[0].tolist()
 
 
 def chroma_measures(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> dict[str, float]:
