@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
@@ -271,7 +272,13 @@ def row_bytes(row: dict) -> int:
 
 class _WriteShards(beam.DoFn):
     """Buffer rows and write a Parquet file every `n` rows, or as soon as the rows' binary
-    fields pass `max_bytes`, and at the end of each bundle."""
+    fields pass `max_bytes`, and at the end of each bundle.
+
+    `background`: each file is written on one writer thread while the worker goes on
+    (compression, the fsync or the upload overlap the next rows' work); at most one write is
+    in flight, so a worker holds at most two files' rows. A file's URI is output once it is
+    written, and a bundle ends only when its files are: a failed write fails its bundle.
+    """
 
     def __init__(
         self,
@@ -281,13 +288,23 @@ class _WriteShards(beam.DoFn):
         n: int,
         write: Callable = write_shard,
         max_bytes: int | None = None,
+        background: bool = False,
     ):
         self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
-        self.write, self.max_bytes = write, max_bytes
+        self.write, self.max_bytes, self.background = write, max_bytes, background
         self.buffer: list[dict] = []
         self.bytes = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def setup(self):
+        if self.background:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
 
     def start_bundle(self):
+        if self._pending is not None:  # left by a failed bundle: let it end, its rows are retried
+            self._pending.exception()
+            self._pending = None
         self.buffer, self.bytes = [], 0
 
     def process(self, row):
@@ -295,19 +312,38 @@ class _WriteShards(beam.DoFn):
         if self.max_bytes:
             self.bytes += row_bytes(row)
         if len(self.buffer) >= self.n or (self.max_bytes and self.bytes >= self.max_bytes):
-            yield self._flush()
+            yield from self._flush()
 
     def finish_bundle(self):
-        if self.buffer:
+        uris = list(self._flush()) if self.buffer else []
+        uris += self._written()
+        for uri in uris:
             yield beam.utils.windowed_value.WindowedValue(
-                self._flush(),
+                uri,
                 beam.transforms.window.GlobalWindow().max_timestamp(),
                 [beam.transforms.window.GlobalWindow()],
             )
 
-    def _flush(self) -> str:
+    def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _flush(self) -> Iterator[str]:
+        """Write the buffered rows (on the writer thread if `background`, after the write in
+        flight has ended); yields the URIs of the files now written."""
         rows, self.buffer, self.bytes = self.buffer, [], 0
-        return self.write(rows, self.out_dir, self.prefix, self.schema)
+        if self._pool is None:
+            yield self.write(rows, self.out_dir, self.prefix, self.schema)
+            return
+        yield from self._written()
+        self._pending = self._pool.submit(self.write, rows, self.out_dir, self.prefix, self.schema)
+
+    def _written(self) -> list[str]:
+        """The URI of the write in flight once it has ended (its error raised), or []."""
+        if self._pending is None:
+            return []
+        pending, self._pending = self._pending, None
+        return [pending.result()]
 
 
 class WriteRowBatches(beam.PTransform):
@@ -318,7 +354,8 @@ class WriteRowBatches(beam.PTransform):
     bundle ends. No GroupIntoBatches: its
     real-time timer makes the DirectRunner fall back to a single process.
     `write(rows, out_dir, prefix, pa_schema) -> uri` writes one file (default
-    fileio.write_shard; `stage` passes its faster staging.write_shard_rows).
+    fileio.write_shard; `stage` passes its faster staging.write_shard_rows). `background`:
+    write on a writer thread while the worker goes on (_WriteShards; two files' rows held).
     """
 
     def __init__(
@@ -329,14 +366,24 @@ class WriteRowBatches(beam.PTransform):
         rows_per_file: int,
         write: Callable = write_shard,
         max_bytes: int | None = None,
+        background: bool = False,
     ):
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, pa_schema
         self.n, self.write, self.max_bytes = rows_per_file, write, max_bytes
+        self.background = background
 
     def expand(self, rows):
         return rows | "Write" >> beam.ParDo(
-            _WriteShards(self.out_dir, self.prefix, self.schema, self.n, self.write, self.max_bytes)
+            _WriteShards(
+                self.out_dir,
+                self.prefix,
+                self.schema,
+                self.n,
+                self.write,
+                self.max_bytes,
+                self.background,
+            )
         )
 
 

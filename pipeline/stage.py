@@ -9,7 +9,8 @@ MatchFiles -> Reshuffle -> BatchElements (--batch-files) ->
   stats.json, errors/*.parquet, filtered/*.parquet
 The rows (150 KB of pixel bytes each at --size 224) never cross a fusion break: the shard
 writer and the histogram's partial sums run in the worker that staged them, so only small
-values (outcome counts, histogram accumulators, shard paths) leave a worker.
+values (outcome counts, histogram accumulators, shard paths) leave a worker. Each worker
+writes its shards on one writer thread while it stages the next batches.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=checks.positive_int,
         default=64,
         help="pixel bytes (MiB, before compression) per Parquet shard at most: each worker "
-        "buffers one shard, so this bounds its memory at any --size",
+        "holds at most two shards (one filling, one being written on its writer thread), so "
+        "this bounds its memory at any --size",
     )
     p.add_argument(
         "--max-pixels",
@@ -195,6 +197,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
         args.shard_rows,
         write_shard_rows,
         max_bytes=args.shard_mb << 20,  # memory per worker bounded whatever the image size
+        background=True,  # compression and fsync overlap the next batches' work
     )
     _ = (
         out.rows

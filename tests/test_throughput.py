@@ -123,6 +123,93 @@ def test_shard_writer_flushes_by_rows_or_pixel_bytes():
     assert [len(b) for b in written] == [4, 4, 2]
 
 
+def _background_writer(write, **kw):
+    from pipeline.common import _WriteShards
+
+    fn = _WriteShards("o", "part", None, n=3, write=write, background=True, **kw)
+    fn.setup()
+    fn.start_bundle()
+    return fn
+
+
+def test_background_shard_writer_writes_each_row_once_one_file_at_a_time():
+    """`stage`'s writer thread: the same files as the synchronous writer, rows in order, each
+    URI output only once its file is written, never two writes in flight (memory: two files'
+    rows at most), and the bundle ends only when its last file is written."""
+    import threading
+    import time
+
+    lock, state = threading.Lock(), {"in_flight": 0, "most": 0}
+    written: dict[str, list] = {}
+
+    def write(rows, out_dir, prefix, schema):
+        with lock:
+            state["in_flight"] += 1
+            state["most"] = max(state["most"], state["in_flight"])
+        time.sleep(0.02)  # long enough for the worker to come back with the next file
+        uri = f"{out_dir}/{prefix}-{len(written)}"
+        written[uri] = [r["key"] for r in rows]
+        with lock:
+            state["in_flight"] -= 1
+        return uri
+
+    fn = _background_writer(write)
+    assert fn._pool is not None
+    out = []
+    for i in range(10):
+        for uri in fn.process({"key": str(i)}):
+            assert uri in written  # output only once written
+            out.append(uri)
+    out += [w.value for w in fn.finish_bundle()]
+    fn.teardown()
+    assert sorted(out) == sorted(written) and len(out) == 4
+    assert [k for u in sorted(written) for k in written[u]] == [str(i) for i in range(10)]
+    assert [len(written[u]) for u in sorted(written)] == [3, 3, 3, 1]
+    assert state["most"] == 1
+
+
+def test_background_shard_writer_failure_fails_the_bundle():
+    """A write that fails on the writer thread raises in the worker (the bundle fails and is
+    retried, as with the synchronous writer), not silently."""
+
+    def write(rows, out_dir, prefix, schema):
+        raise OSError("disk full")
+
+    fn = _background_writer(write)
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(4):  # the 4th row waits for the failed write of rows 0-2
+            list(fn.process({"key": str(i)}))
+        list(fn.finish_bundle())
+    fn.start_bundle()  # the retried bundle starts clean
+    assert fn._pending is None and fn.buffer == []
+    fn.teardown()
+
+
+def test_stage_output_is_the_same_with_the_background_writer(tmp_path):
+    """The shards `stage` writes on its writer thread hold the rows of a synchronous write."""
+    import pyarrow.parquet as pq
+
+    from pipeline.common import _WriteShards
+    from tests.helpers import IMAGENET
+    from transforms.staging import StageConfig, stage_batch, write_shard_rows
+
+    items = [(str(p), p.read_bytes()) for p in sorted(IMAGENET.glob("*.JPEG"))[:7]]
+    rows = [r for r in stage_batch(items, StageConfig(size=32)) if isinstance(r, dict)]
+    files = {}
+    for background in (False, True):
+        out = tmp_path / str(background)
+        fn = _WriteShards(
+            str(out), "part", None, n=3, write=write_shard_rows, background=background
+        )
+        fn.setup()
+        fn.start_bundle()
+        uris = [u for r in rows for u in fn.process(r)] + [w.value for w in fn.finish_bundle()]
+        fn.teardown()
+        tables = [pq.read_table(u).to_pylist() for u in uris]
+        files[background] = sorted(tables, key=lambda t: t[0]["key"])
+    assert files[True] == files[False] and len(files[True]) == 3
+
+
 def test_batch_bytes_are_counted_without_pickling():
     """RunInference's byte counter: the arrays' bytes (Beam's default pickles every key, and the
     jobs' keys carry full-resolution L), the same total whatever the nesting."""

@@ -227,21 +227,20 @@ def batch_smooth_tone_residuals(
     rgb: np.ndarray, t: GrayThresholds = GrayThresholds()
 ) -> np.ndarray:
     """smooth_tone_residual of each of N same-size sRGB images (N, H, W, 3) in [0, 1]: (N,)
-    float64, each step once over the batch (line fits as sums, smoothing as batched matrix
-    products)."""
+    float64, each step once over the batch on planes (N, 3, H*W) (line fits as sums,
+    the residual built in place, smoothing as batched matrix products)."""
     rgb = np.asarray(rgb, np.float64)
     n_img, h, w = rgb.shape[:3]
-    ycc = rgb.reshape(n_img, -1, 3) @ _RGB_TO_YCC.T
-    y = ycc[..., 0]
-    yc = y - y.mean(axis=1, keepdims=True)
+    ycc = _RGB_TO_YCC @ np.swapaxes(rgb.reshape(n_img, -1, 3), 1, 2)  # (N, 3, H*W)
+    mean = ycc.mean(axis=2)
+    yc = ycc[:, 0] - mean[:, :1]
     slope = (
-        np.einsum("np,npc->nc", yc, ycc[..., 1:])
+        np.einsum("np,ncp->nc", yc, ycc[:, 1:])
         / np.maximum(np.einsum("np,np->n", yc, yc), 1e-12)[:, None]
     )
-    fit = ycc[..., 1:].mean(axis=1, keepdims=True) + yc[..., None] * slope[:, None, :]
-    residual = np.ascontiguousarray(  # (N, 2, H, W): BLAS matrix products per plane
-        np.moveaxis((ycc[..., 1:] - fit).reshape(n_img, h, w, 2), -1, 1)
-    )
+    residual = ycc[:, 1:] - mean[:, 1:, None]  # (N, 2, H*W): the fit subtracted in place
+    residual -= slope[:, :, None] * yc[:, None, :]
+    residual = residual.reshape(n_img, 2, h, w)
     if t.tone_smoothing > 0:
         rows, cols = gaussian_matrix(h, t.tone_smoothing), gaussian_matrix(w, t.tone_smoothing)
         residual = rows @ residual @ cols.T

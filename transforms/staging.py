@@ -183,51 +183,61 @@ def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
 def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
     """stage_image of each (uri, bytes) item: its shard row, or the ImageError it raises.
 
-    Decoding and cropping are per image; the tone filter and the pixel maths run once over
-    chunks of the batch (all crops and thumbnails have one size; VECTOR_PIXELS per chunk), so
-    many small files (CIFAR) do not each pay numpy's fixed per-call cost. A batch of one is
-    stage_image itself.
+    Decoding and cropping are per image; the tone filter runs once over chunks of the batch's
+    thumbnails and the pixel maths once over chunks of its kept crops (VECTOR_PIXELS per
+    chunk: 16 thumbnails, 1 crop of 224 px, 64 of 32 px), so neither many small files (CIFAR)
+    nor the filter's small thumbnails pay numpy's fixed per-call cost image by image. The
+    batch's crops are held until its rows are made (SafeApplyBatch bounds the bytes of a
+    batch). A batch of one is stage_image itself.
     """
-    step = max(1, VECTOR_PIXELS // max(cfg.size * cfg.size, FILTER_THUMBNAIL**2))
-    out: list = []
-    for i in range(0, len(items), step):
-        out += _stage_chunk(items[i : i + step], cfg)
-    return out
-
-
-def _stage_chunk(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
-    """stage_batch of items whose arrays are processed together."""
     out: list = [None] * len(items)
-    done = []  # (index, DecodedImage, crop, thumbnail) of the images decoded
+    done = []  # (index, width, height, crop, thumbnail) of the images decoded
     for i, (_, data) in enumerate(items):
         try:
-            done.append((i, *_decode_and_crop(data, cfg)))
+            img, crop, thumb = _decode_and_crop(data, cfg)
         except ImageError as e:
             out[i] = e
-    if done:
-        thumbs = np.stack([d[3] for d in done])
-        lab_thumbs = np.stack(rgb8_to_lab_planes(thumbs), -1)  # the uint8 fast path
-        tones = classify_tone_batch(lab_thumbs, cfg.thresholds, rgb=thumbs)
-        for (i, *_), tone in zip(done, tones, strict=True):
-            if tone != "colour":
-                out[i] = ImageError(tone, f"{tone} photo: no colour truth")
-        done = [d for d, tone in zip(done, tones, strict=True) if tone == "colour"]
-    if done:
-        pixels = _pixel_columns(np.stack([d[2] for d in done]), cfg)
-        for j, (i, img, *_) in enumerate(done):
+        else:
+            done.append((i, img.width, img.height, crop, thumb))
+    tones = _tones(np.array([d[4] for d in done]), cfg) if done else []
+    for (i, *_), tone in zip(done, tones, strict=True):
+        if tone != "colour":
+            out[i] = ImageError(tone, f"{tone} photo: no colour truth")
+    kept = [d for d, tone in zip(done, tones, strict=True) if tone == "colour"]
+    step = _chunk(cfg.size)
+    for c in range(0, len(kept), step):
+        chunk = kept[c : c + step]
+        pixels = _pixel_columns(np.stack([d[3] for d in chunk]), cfg)
+        for j, (i, width, height, *_) in enumerate(chunk):
             uri, data = items[i]
             key = uri_key(uri)
             out[i] = {
                 "key": key,
                 "source_uri": uri,
                 "split": split_of(key, cfg.val_percent),
-                "width": img.width,
-                "height": img.height,
+                "width": width,
+                "height": height,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "size": cfg.size,
                 **{k: v[j] for k, v in pixels.items()},
                 "space": cfg.space,
             }
+    return out
+
+
+def _chunk(side: int) -> int:
+    """Images of side x side pixels per array step: VECTOR_PIXELS of them, at least one."""
+    return max(1, VECTOR_PIXELS // (side * side))
+
+
+def _tones(thumbs: np.ndarray, cfg: StageConfig) -> list[str]:
+    """classify_tone_batch of N RGB uint8 thumbnails (N, T, T, 3), in chunks of VECTOR_PIXELS."""
+    step = _chunk(FILTER_THUMBNAIL)
+    out: list[str] = []
+    for c in range(0, len(thumbs), step):
+        rgb = thumbs[c : c + step]
+        lab = np.stack(rgb8_to_lab_planes(rgb), -1)  # the uint8 fast path
+        out += classify_tone_batch(lab, cfg.thresholds, rgb=rgb)
     return out
 
 
