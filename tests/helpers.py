@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 KODAK = DATA / "kodak"
 IMAGENET = DATA / "imagenet-samples"
+CIFAR = DATA / "cifar10" / "train"  # 50,000 32 px JPEGs, one folder per class
 
 # The three ImageNet samples that are stored as RGB but carry no colour.
 RGB_ENCODED_GRAY = (

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import (
+    CIFAR,
     CYANOTYPE,
     IMAGENET,
     KODAK,
@@ -584,8 +585,6 @@ def test_filter_thumbnail_is_close_to_the_bicubic_crop():
 
 # --- the batched filter and stage_batch ------------------------------------------------------
 
-CIFAR = IMAGENET.parent / "cifar10" / "train"
-
 
 def _mixed_thumbs() -> list[np.ndarray]:
     """64-px thumbnails of colour photos, sepia / cyanotype tonings, gray and a flat image."""
@@ -687,3 +686,55 @@ def test_stage_batch_equals_stage_image_item_by_item(size, space):
         outcomes.add(schema.KEPT)
     assert {schema.KEPT, schema.GRAYSCALE, schema.TOO_SMALL} <= outcomes
     assert len(outcomes) >= 4  # and the corrupt / empty files' error codes
+
+
+# --- small sources: the filter measures them at their own size ----------------------------
+
+
+def test_filter_side_is_the_small_thumbnail_only_below_the_filter_thumbnail():
+    big, small = staging.FILTER_THUMBNAIL, staging.SMALL_FILTER_THUMBNAIL
+    assert staging.filter_side(32, 32) == small
+    assert staging.filter_side(500, 63) == small
+    assert staging.filter_side(64, 500) == big
+    assert staging.filter_side(4000, 3000) == big
+
+
+def test_filter_thresholds_scale_only_the_smoothing():
+    t = GrayThresholds()
+    assert staging.filter_thresholds(t, staging.FILTER_THUMBNAIL) == t
+    small = staging.filter_thresholds(t, staging.SMALL_FILTER_THUMBNAIL)
+    assert small.tone_smoothing == t.small_tone_smoothing != t.tone_smoothing
+    assert {**vars(small), "tone_smoothing": t.tone_smoothing} == vars(t)
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_a_32px_file_is_measured_at_its_own_size_not_upsampled(size):
+    """A CIFAR file's thumbnail is its own decoded pixels (32 x 32: no resampling), at any
+    --size, while a larger source's is the 64 px thumbnail of the crop."""
+    from transforms.decode import decode_image
+
+    cfg = staging.StageConfig(size=size)
+    data = sorted(CIFAR.glob("*/*.jpg"))[0].read_bytes()
+    _, crop, thumb = staging._decode_and_crop(data, cfg)
+    np.testing.assert_array_equal(thumb, decode_image(data, draft_size=size).rgb)
+    assert crop.shape[:2] == (size, size)
+    big = (IMAGENET / COLOUR_SAMPLES[0]).read_bytes()
+    assert staging._decode_and_crop(big, cfg)[2].shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_small_toned_and_gray_files_are_filtered_and_colour_kept(size):
+    """At 32 px (measured natively, small_tone_smoothing) a sepia or cyanotype toning of a CIFAR
+    photo is filtered as toned, its gray version as grayscale, and the colour photo kept."""
+    cfg = staging.StageConfig(size=size)
+    f = sorted(CIFAR.glob("*/*.jpg"))[0]
+    gray = np.asarray(Image.open(f).convert("L"))
+    staging.stage_image(str(f), f.read_bytes(), cfg)  # kept: no ImageError
+    for rgb, outcome in (
+        (tone_curve(gray, *SEPIA), schema.TONED),
+        (tone_curve(gray, *CYANOTYPE), schema.TONED),
+        (np.stack([gray] * 3, -1), schema.GRAYSCALE),
+    ):
+        with pytest.raises(ImageError) as e:
+            staging.stage_image("mem://x.png", encode(Image.fromarray(rgb), "PNG"), cfg)
+        assert e.value.outcome == outcome

@@ -22,7 +22,11 @@ A photo is toned when either residual is under its threshold. Thresholds chosen 
 thumbnail `stage` uses (`python bench/toned_filter.py [--size 32]`): sepia and cyanotype JPEGs
 at q50-95 of 44 Kodak / ImageNet photos score at most 1.19 (their `tone_residual` up to 3.3);
 the ImageNet colour samples with a median chroma >= 4 at least 1.71, except a sepia portrait
-(n03929855_pickelhaube, 1.24), the one sample this measure adds to the toned ones.
+(n03929855_pickelhaube, 1.24), the one sample this measure adds to the toned ones. Sources
+under 64 px (CIFAR's 32 px files) are measured at 32 px, not upsampled 4x in pixels, with
+`small_tone_smoothing`, chosen on CIFAR-10 training files (`python bench/toned_filter.py
+--cifar`: it catches more toned 32 px JPEGs than the upsampled 64-px thumbnail did, and decides
+as it did on real CIFAR-10 photos but for a handful of 50,000).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class GrayThresholds:
     smooth_tone_residual: float = 1.45  # toned (JPEG-robust): percentile below this (CbCr units)
     smooth_percentile: float = 90.0
     tone_smoothing: float = 3.0  # Gaussian sigma in pixels of the (64-px) thumbnail
+    small_tone_smoothing: float = 2.0  # ... of the 32-px thumbnail of a source under 64 px
     min_tone_chroma: float = 4.0  # ... and the median chroma at least this
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -20,6 +20,7 @@ from transforms.filters import GrayThresholds, classify_tone_batch
 
 SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on L/ab bytes, at half the time
 FILTER_THUMBNAIL = 64  # side of the thumbnail (of the stored crop) the grayscale filter sees
+SMALL_FILTER_THUMBNAIL = 32  # ... of a source smaller than FILTER_THUMBNAIL (CIFAR's 32 px)
 VECTOR_PIXELS = 1 << 16  # stage_batch's array steps take this many crop / thumbnail pixels at most
 # (bigger batches leave the CPU caches: 32 crops of 224 px at once ran 1.4x slower than one)
 SPACES = ("lab", "yuv")  # colour spaces of the shards' l / ab columns (schema.SHARD_SCHEMA)
@@ -138,8 +139,9 @@ def stage_image(uri: str, data: bytes, cfg: StageConfig) -> dict:
 
 
 def _decode_and_crop(data: bytes, cfg: StageConfig) -> tuple:
-    """(DecodedImage, size x size crop, FILTER_THUMBNAIL RGB thumbnail) of one image's bytes;
-    raises ImageError (an error code, or too_small / grayscale from the source alone)."""
+    """(DecodedImage, size x size crop, RGB thumbnail for the filter: filter_side of the
+    source) of one image's bytes; raises ImageError (an error code, or too_small / grayscale
+    from the source alone)."""
     img = decode_image(data, draft_size=cfg.size, max_pixels=cfg.max_pixels)
     if min(img.width, img.height) < cfg.min_size:
         raise ImageError(
@@ -148,14 +150,31 @@ def _decode_and_crop(data: bytes, cfg: StageConfig) -> tuple:
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
     crop = fit_and_crop(img.rgb, cfg.size)
-    return img, crop, filter_thumbnail(img.rgb, crop)
+    return img, crop, filter_thumbnail(img.rgb, crop, filter_side(img.width, img.height))
 
 
-def filter_thumbnail(rgb: np.ndarray, crop: np.ndarray) -> np.ndarray:
-    """The sRGB uint8 FILTER_THUMBNAIL thumbnail the tone filter sees: of the stored crop
-    (cheap), or of the decoded image `rgb` when the crop is smaller than the thumbnail
-    (upsampling the crop would blur the tone measures)."""
-    return thumbnail(crop if crop.shape[0] >= FILTER_THUMBNAIL else rgb, FILTER_THUMBNAIL)
+def filter_side(width: int, height: int) -> int:
+    """Side of the thumbnail the tone filter measures for a source of width x height (its
+    full size): FILTER_THUMBNAIL, or SMALL_FILTER_THUMBNAIL for a source smaller than that, so
+    a 32 px file (CIFAR) is measured at its own size rather than upsampled 4x in pixels."""
+    return FILTER_THUMBNAIL if min(width, height) >= FILTER_THUMBNAIL else SMALL_FILTER_THUMBNAIL
+
+
+def filter_thumbnail(rgb: np.ndarray, crop: np.ndarray, side: int = FILTER_THUMBNAIL) -> np.ndarray:
+    """The sRGB uint8 side x side thumbnail the tone filter sees: of the stored crop (cheap),
+    or of the decoded image `rgb` when the crop is smaller than the thumbnail (upsampling the
+    crop would blur the tone measures) or the thumbnail is a small source's (filter_side)."""
+    use_crop = side == FILTER_THUMBNAIL and crop.shape[0] >= side
+    return thumbnail(crop if use_crop else rgb, side)
+
+
+def filter_thresholds(t: GrayThresholds, side: int) -> GrayThresholds:
+    """The filter's thresholds for a side x side thumbnail: on the small one the smoothing
+    is `t.small_tone_smoothing` pixels (filters.GrayThresholds; the other measures do not
+    depend on the size)."""
+    if side == FILTER_THUMBNAIL:
+        return t
+    return replace(t, tone_smoothing=t.small_tone_smoothing)
 
 
 def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
@@ -199,7 +218,7 @@ def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict |
             out[i] = e
         else:
             done.append((i, img.width, img.height, crop, thumb))
-    tones = _tones(np.array([d[4] for d in done]), cfg) if done else []
+    tones = _tones([d[4] for d in done], cfg)
     for (i, *_), tone in zip(done, tones, strict=True):
         if tone != "colour":
             out[i] = ImageError(tone, f"{tone} photo: no colour truth")
@@ -230,14 +249,19 @@ def _chunk(side: int) -> int:
     return max(1, VECTOR_PIXELS // (side * side))
 
 
-def _tones(thumbs: np.ndarray, cfg: StageConfig) -> list[str]:
-    """classify_tone_batch of N RGB uint8 thumbnails (N, T, T, 3), in chunks of VECTOR_PIXELS."""
-    step = _chunk(FILTER_THUMBNAIL)
-    out: list[str] = []
-    for c in range(0, len(thumbs), step):
-        rgb = thumbs[c : c + step]
-        lab = np.stack(rgb8_to_lab_planes(rgb), -1)  # the uint8 fast path
-        out += classify_tone_batch(lab, cfg.thresholds, rgb=rgb)
+def _tones(thumbs: list[np.ndarray], cfg: StageConfig) -> list[str]:
+    """classify_tone_batch of RGB uint8 thumbnails (each (T, T, 3), T one of the filter_side
+    values), the thumbnails of each side together in chunks of VECTOR_PIXELS."""
+    out: list[str] = [""] * len(thumbs)
+    for side in sorted({len(x) for x in thumbs}):
+        which = [k for k, x in enumerate(thumbs) if len(x) == side]
+        t, step = filter_thresholds(cfg.thresholds, side), _chunk(side)
+        for c in range(0, len(which), step):
+            chunk = which[c : c + step]
+            rgb = np.stack([thumbs[k] for k in chunk])
+            lab = np.stack(rgb8_to_lab_planes(rgb), -1)  # the uint8 fast path
+            for k, tone in zip(chunk, classify_tone_batch(lab, t, rgb=rgb), strict=True):
+                out[k] = tone
     return out
 
 
