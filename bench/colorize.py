@@ -13,7 +13,9 @@ What it measures, all in one run (globs are relative to the repository root):
              timed after loading the model and one untimed warm-up prediction (both are
              reported apart), so the loop is measured at its best;
   pipeline   the whole `colorize` job (pipeline.colorize.run, in-process, default runner of
-             pipeline.options: FnApiRunner, multi_processing) with --direct_num_workers
+             pipeline.options: FnApiRunner, in colorize's running mode for the inputs:
+             worker processes from pipeline.colorize.PROCESSES_FROM inputs, threads below;
+             --also-threads times worker threads too) with --direct_num_workers
              --workers (default 2) and with 1 worker, --batch-size 8 (by default), on
              --inputs inputs (default 800: the files repeated through symlinks), after one
              untimed warm-up run on a few files. Reported: start-up (seconds to the first
@@ -25,7 +27,8 @@ What it measures, all in one run (globs are relative to the repository root):
              'procs' is the most child processes seen: 0 means the runner ignored the
              worker count and ran everything in this process;
   memory     peak RSS of the whole process tree (launcher + SDK workers) of `colorize` run as
-             a subprocess on the files and on 4 symlinked copies of each (4x the inputs);
+             a subprocess on the files and on 4 symlinked copies of each (4x the inputs),
+             both in the running mode of the larger run;
              target: flat, ratio <= 1.3x;
   outputs    every image the pipeline (--workers) wrote against the loop's (batch 1 vs
              batches: float rounding only): max |difference| in 8-bit levels <= 2;
@@ -191,6 +194,13 @@ def _engine(direct: RunnerLog, options: RunnerLog) -> str:
         return direct.engine()
     found = re.findall(r"--runner=(\S+)", "\n".join(options.messages))
     return found[-1].rsplit(".", 1)[-1] if found else "FnApiRunner"  # the job's default
+
+
+def given_mode(beam_args: list[str]) -> str | None:
+    """The --direct_running_mode among the Beam options given on the command line, if any
+    (the last one given wins)."""
+    modes = [x.split("=", 1)[1] for x in beam_args if x.startswith("--direct_running_mode=")]
+    return modes[-1] if modes else None
 
 
 def pipeline_rate(
@@ -380,9 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warmup", action="store_true", help="skip the untimed warm-up pipeline run"
     )
     parser.add_argument(
-        "--also-processes",
+        "--also-threads",
         action="store_true",
-        help="also time --workers worker processes (--direct_running_mode=multi_processing)",
+        help="also time --workers worker threads (--direct_running_mode=multi_threading, "
+        "colorize's mode for runs under pipeline.colorize.PROCESSES_FROM inputs)",
     )
     parser.add_argument(
         "--memory-workers", type=int, default=2, help="workers of the peak-memory runs (default 2)"
@@ -441,11 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             for w in worker_counts
         ]
         rate_1 = next((_steady(r) for r in runs if r["workers"] == 1), None)
-        procs_run = None
-        if a.also_processes:
-            procs_beam = [*extra_beam, "--direct_running_mode=multi_processing"]
-            procs_run = pipeline_rate(
-                many, n_inputs, a.workers, options, procs_beam, work, a.sample_interval
+        threads_run = None
+        if a.also_threads:
+            threads_beam = [*extra_beam, "--direct_running_mode=multi_threading"]
+            threads_run = pipeline_rate(
+                many, n_inputs, a.workers, options, threads_beam, work, a.sample_interval
             )
 
         lines.append(
@@ -462,10 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             f"render size {cfg.render_size}  T={cfg.settings.temperature:.2f}  "
             f"device {loop['device']}"
         )
-        mode = next(
-            (x.split("=", 1)[1] for x in extra_beam if x.startswith("--direct_running_mode=")),
-            "multi_threading",  # colorize's default (pipeline.options, local_mode)
-        )
+        mode = given_mode(extra_beam) or colorize.local_mode(n_inputs)  # colorize's default
         lines.append(
             f"threads   torch: loop {torch.get_num_threads()} (= cores); pipeline runs: "
             f"--direct_running_mode={mode}, torch threads max(1, cores // workers) "
@@ -547,14 +555,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['written']} images written  {verdict(ok)}"
             )
 
-        if procs_run:
-            r = procs_run
+        if threads_run:
+            r = threads_run
             startup = "-" if r["startup"] is None else f"{r['startup']:.1f} s"
-            label = f"{a.workers} worker processes"
+            label = f"{a.workers} worker threads"
             lines.append(
                 f"{label:<28}{_steady(r):>8.2f}{r['seconds']:>8.1f}  {r['children']:>5}  "
                 f"{_steady(r) / loop['rate']:.2f}x{'':<19}{startup:>9}{r['rate']:>8.2f}  "
-                "multi_processing (not held to the target)"
+                "multi_threading (not held to the target)"
             )
 
         # -- the same outputs as the loop
@@ -578,12 +586,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- memory
         if not a.no_memory:
+            # both runs in the mode of the larger one, so the ratio compares like with like
+            mem_mode = given_mode(extra_beam) or colorize.local_mode(len(files) * MEMORY_COPIES)
+            mem_beam = [*extra_beam, f"--direct_running_mode={mem_mode}"]
             small = peak_memory(
-                pattern, a.memory_workers, options, extra_beam, work, a.sample_interval
+                pattern, a.memory_workers, options, mem_beam, work, a.sample_interval
             )
             big_pattern = link_folder(files, os.path.join(work, "in-4x"), MEMORY_COPIES)
             big = peak_memory(
-                big_pattern, a.memory_workers, options, extra_beam, work, a.sample_interval
+                big_pattern, a.memory_workers, options, mem_beam, work, a.sample_interval
             )
             ratio = big["peak"] / max(small["peak"], 1)
             ok_mem = ratio <= MEMORY_TARGET

@@ -19,9 +19,10 @@ def make_pipeline_options(
     Default: the DirectRunner's batch engine (the FnApiRunner, named directly so that the
     DirectRunner does not first try to download the Prism runner) in multi_processing mode
     with one worker per core. Any `--runner`, `--direct_num_workers`, ... given wins.
-    `local_mode` is the default running mode: jobs whose per-image work is numpy / Pillow /
-    torch code that releases the GIL (colorize, evaluate) measured faster with
-    "multi_threading" than with worker processes (bench/colorize.py).
+    `local_mode` is the default running mode: evaluate, encode and decode run on
+    "multi_threading" (their per-image work is numpy / Pillow / torch code that releases the
+    GIL); colorize picks by the number of inputs (pipeline.colorize.local_mode: worker
+    processes for large runs, where they measured faster).
     """
     args = list(beam_args)
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}

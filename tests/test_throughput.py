@@ -227,3 +227,23 @@ def test_batch_bytes_are_counted_without_pickling():
     assert handler.get_num_bytes(batch) == 3 * (num_bytes(item) + example.nbytes)
     assert isinstance(handler, KeyedModelHandler)
     assert ColorizerHandler("eccv16-small", None).get_num_bytes([example] * 2) == 2 * example.nbytes
+
+
+def test_colorize_runs_large_jobs_on_worker_processes():
+    """Local colorize runs of PROCESSES_FROM inputs or more use worker processes (the GIL held
+    two worker threads to the rate of one), smaller ones threads (no process start-up); a
+    --direct_running_mode given on the command line wins."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from pipeline import colorize
+    from pipeline.options import make_pipeline_options
+
+    assert colorize.local_mode(colorize.PROCESSES_FROM) == "multi_processing"
+    assert colorize.local_mode(colorize.PROCESSES_FROM - 1) == "multi_threading"
+    assert colorize.local_mode(0) == "multi_threading"
+    big = make_pipeline_options([], local_mode=colorize.local_mode(10_000))
+    assert big.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    given = make_pipeline_options(
+        ["--direct_running_mode=in_memory"], local_mode=colorize.local_mode(10_000)
+    )
+    assert given.view_as(DirectOptions).direct_running_mode == "in_memory"
