@@ -105,7 +105,9 @@ class SafeApplyBatch(SafeApply):
     so the per-element cost of many small files is paid once per batch. The files are read
     and handed to fn in runs of at most BATCH_READ_BYTES (a batch of large scans is then one
     file at a time, not all their bytes at once). Each item is accounted for as with
-    SafeApply; should fn fail on a whole run, each of its items is retried alone."""
+    SafeApply (an outcome per item); the main output is one list per run: its results, in
+    input order (WriteRowBatches(batched=True) takes such lists). Should fn fail on a whole
+    run, each of its items is retried alone."""
 
     def __init__(self, fn: Callable, job: str, stage: str, threads: int | None = None):
         super().__init__(fn, job, stage, read=True, success=schema.KEPT, threads=threads)
@@ -139,13 +141,16 @@ class SafeApplyBatch(SafeApply):
                 except Exception as e:  # noqa: BLE001
                     r = e
                 results.append(r)
+        kept = []
         for (uri, _), result in zip(items, results, strict=True):
             if isinstance(result, Exception):
                 yield from reject_exception(self.job, self.stage, uri, result)
                 continue
             self._success.inc()
             yield beam.pvalue.TaggedOutput(OUTCOMES, self.success)
-            yield result
+            kept.append(result)
+        if kept:
+            yield kept
 
 
 def reject_exception(job: str, stage: str, uri: str, exc: Exception):
@@ -289,9 +294,11 @@ class _WriteShards(beam.DoFn):
         write: Callable = write_shard,
         max_bytes: int | None = None,
         background: bool = False,
+        batched: bool = False,
     ):
         self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
         self.write, self.max_bytes, self.background = write, max_bytes, background
+        self.batched = batched
         self.buffer: list[dict] = []
         self.bytes = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -307,12 +314,13 @@ class _WriteShards(beam.DoFn):
             self._pending = None
         self.buffer, self.bytes = [], 0
 
-    def process(self, row):
-        self.buffer.append(row)
-        if self.max_bytes:
-            self.bytes += row_bytes(row)
-        if len(self.buffer) >= self.n or (self.max_bytes and self.bytes >= self.max_bytes):
-            yield from self._flush()
+    def process(self, element):
+        for row in element if self.batched else (element,):
+            self.buffer.append(row)
+            if self.max_bytes:
+                self.bytes += row_bytes(row)
+            if len(self.buffer) >= self.n or (self.max_bytes and self.bytes >= self.max_bytes):
+                yield from self._flush()
 
     def finish_bundle(self):
         uris = list(self._flush()) if self.buffer else []
@@ -356,6 +364,7 @@ class WriteRowBatches(beam.PTransform):
     `write(rows, out_dir, prefix, pa_schema) -> uri` writes one file (default
     fileio.write_shard; `stage` passes its faster staging.write_shard_rows). `background`:
     write on a writer thread while the worker goes on (_WriteShards; two files' rows held).
+    `batched`: the elements are lists of rows (SafeApplyBatch's main output).
     """
 
     def __init__(
@@ -367,11 +376,12 @@ class WriteRowBatches(beam.PTransform):
         write: Callable = write_shard,
         max_bytes: int | None = None,
         background: bool = False,
+        batched: bool = False,
     ):
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, pa_schema
         self.n, self.write, self.max_bytes = rows_per_file, write, max_bytes
-        self.background = background
+        self.background, self.batched = background, batched
 
     def expand(self, rows):
         return rows | "Write" >> beam.ParDo(
@@ -383,6 +393,7 @@ class WriteRowBatches(beam.PTransform):
                 self.write,
                 self.max_bytes,
                 self.background,
+                self.batched,
             )
         )
 

@@ -1,7 +1,8 @@
 """`chromabeam stage`: a glob of photos -> Parquet training shards, colour priors, accounting.
 
 MatchFiles -> Reshuffle -> BatchElements (--batch-files) ->
-  read + decode + filter + crop + Lab of each batch (transforms.staging.stage_batch) ->
+  read + decode + filter + crop + Lab of each batch (transforms.staging.stage_batch; its rows
+  travel on as one list per batch, an outcome per file) ->
   shards/part-*.parquet   (schema.SHARD_SCHEMA, at most --shard-rows rows and --shard-mb
                           MiB of pixels each; --space yuv:
                           l / ab hold BT.601 YUV, recorded in each row and in priors.json)
@@ -19,7 +20,6 @@ import argparse
 import io
 import logging
 from functools import partial
-from operator import itemgetter
 
 import apache_beam as beam
 import numpy as np
@@ -153,6 +153,11 @@ def _npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def batch_histogram(rows: list[dict]) -> np.ndarray:
+    """The summed bin histograms (Q,) int64 of a batch's shard rows."""
+    return np.asarray([r["hist"] for r in rows], dtype=np.int64).sum(axis=0)
+
+
 def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab") -> dict:
     """Write the priors as JSON + .npy + PNG; returns the JSON document. The priors are over
     Lab ab bins whatever the shards' `space`, which the document records."""
@@ -198,10 +203,11 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
         write_shard_rows,
         max_bytes=args.shard_mb << 20,  # memory per worker bounded whatever the image size
         background=True,  # compression and fsync overlap the next batches' work
+        batched=True,  # out.rows holds a list of rows per batch
     )
     _ = (
         out.rows
-        | "Hist" >> beam.Map(itemgetter("hist"))
+        | "Hist" >> beam.Map(batch_histogram)
         | "SumHist" >> beam.CombineGlobally(SumArrays()).without_defaults()
         | "Priors" >> beam.Map(write_priors, args.output, args.rebalance_lambda, cfg.space)
     )

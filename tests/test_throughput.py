@@ -247,3 +247,25 @@ def test_colorize_runs_large_jobs_on_worker_processes():
         ["--direct_running_mode=in_memory"], local_mode=colorize.local_mode(10_000)
     )
     assert given.view_as(DirectOptions).direct_running_mode == "in_memory"
+
+
+def test_shard_writer_takes_lists_of_rows_as_it_takes_rows():
+    """WriteRowBatches(batched=True), as `stage` uses it on SafeApplyBatch's lists: the same
+    files, cut at the same rows, as one row per element."""
+    from pipeline.common import _WriteShards
+
+    rows = [{"key": str(i), "l": b"x" * 10} for i in range(10)]
+    files = {}
+    for batched, elements in ((False, rows), (True, [rows[:4], rows[4:5], rows[5:]])):
+        written: list[list[str]] = []
+
+        def write(rs, out_dir, prefix, schema, written=written):
+            written.append([r["key"] for r in rs])
+            return str(len(written))
+
+        fn = _WriteShards("o", "part", None, n=3, write=write, max_bytes=25, batched=batched)
+        fn.start_bundle()
+        _ = [u for e in elements for u in fn.process(e)] + list(fn.finish_bundle())
+        files[batched] = written
+    assert files[True] == files[False]
+    assert [len(w) for w in files[True]] == [3, 3, 3, 1]
