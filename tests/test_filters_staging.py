@@ -738,3 +738,19 @@ def test_small_toned_and_gray_files_are_filtered_and_colour_kept(size):
         with pytest.raises(ImageError) as e:
             staging.stage_image("mem://x.png", encode(Image.fromarray(rgb), "PNG"), cfg)
         assert e.value.outcome == outcome
+
+
+def test_stage_batch_holds_crops_in_bounded_groups(monkeypatch):
+    """Crops waiting for the filter's verdict are held in groups of at most HELD_CROP_BYTES
+    (at --size 4096, one at a time): the rows are those of one group per batch."""
+    cfg = staging.StageConfig(size=64)
+    items = _batch_items()
+    want = staging.stage_batch(items, cfg)
+    monkeypatch.setattr(staging, "HELD_CROP_BYTES", 3 * 64 * 64 * 3)  # groups of 3
+    got = staging.stage_batch(items, cfg)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        if isinstance(w, ImageError):
+            assert (g.outcome, str(g)) == (w.outcome, str(w))
+        else:
+            assert g == w

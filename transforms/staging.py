@@ -22,6 +22,7 @@ SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on L/ab bytes, at hal
 FILTER_THUMBNAIL = 64  # side of the thumbnail (of the stored crop) the grayscale filter sees
 SMALL_FILTER_THUMBNAIL = 32  # ... of a source smaller than FILTER_THUMBNAIL (CIFAR's 32 px)
 VECTOR_PIXELS = 1 << 16  # stage_batch's array steps take this many crop / thumbnail pixels at most
+HELD_CROP_BYTES = 32 << 20  # stage_batch holds at most this many bytes of crops at once
 # (bigger batches leave the CPU caches: 32 crops of 224 px at once ran 1.4x slower than one)
 SPACES = ("lab", "yuv")  # colour spaces of the shards' l / ab columns (schema.SHARD_SCHEMA)
 UV_SCALE = 200.0  # yuv shards: ab holds round(U * 200), round(V * 200) (|U| <= 0.44, |V| <= 0.62)
@@ -206,9 +207,18 @@ def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict |
     thumbnails and the pixel maths once over chunks of its kept crops (VECTOR_PIXELS per
     chunk: 16 thumbnails, 1 crop of 224 px, 64 of 32 px), so neither many small files (CIFAR)
     nor the filter's small thumbnails pay numpy's fixed per-call cost image by image. The
-    batch's crops are held until its rows are made (SafeApplyBatch bounds the bytes of a
-    batch). A batch of one is stage_image itself.
+    crops wait for the filter's verdict in groups of at most HELD_CROP_BYTES (the whole batch
+    at --size 224, one crop at a time at 4096). A batch of one is stage_image itself.
     """
+    group = max(1, HELD_CROP_BYTES // (3 * cfg.size * cfg.size))
+    out: list = []
+    for g in range(0, len(items), group):
+        out += _stage_group(items[g : g + group], cfg)
+    return out
+
+
+def _stage_group(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
+    """stage_batch of items whose crops are held together."""
     out: list = [None] * len(items)
     done = []  # (index, width, height, crop, thumbnail) of the images decoded
     for i, (_, data) in enumerate(items):
