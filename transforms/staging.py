@@ -22,8 +22,8 @@ SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on L/ab bytes, at hal
 FILTER_THUMBNAIL = 64  # side of the thumbnail (of the stored crop) the grayscale filter sees
 SMALL_FILTER_THUMBNAIL = 32  # ... of a source smaller than FILTER_THUMBNAIL (CIFAR's 32 px)
 VECTOR_PIXELS = 1 << 16  # stage_batch's array steps take this many crop / thumbnail pixels at most
-HELD_CROP_BYTES = 32 << 20  # stage_batch holds at most this many bytes of crops at once
 # (bigger batches leave the CPU caches: 32 crops of 224 px at once ran 1.4x slower than one)
+HELD_CROP_BYTES = 32 << 20  # stage_batch holds at most this many bytes of crops at once
 SPACES = ("lab", "yuv")  # colour spaces of the shards' l / ab columns (schema.SHARD_SCHEMA)
 UV_SCALE = 200.0  # yuv shards: ab holds round(U * 200), round(V * 200) (|U| <= 0.44, |V| <= 0.62)
 
