@@ -39,10 +39,10 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers import CIFAR, CYANOTYPE, IMAGENET, KODAK, SEPIA, tone_curve  # noqa: E402
 from transforms import staging  # noqa: E402
-from transforms.colour import rgb8_to_lab_planes, rgb_to_lab  # noqa: E402
+from transforms.colour import rgb_to_lab  # noqa: E402
 from transforms.crop import fit_and_crop, thumbnail  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
-from transforms.filters import GrayThresholds, classify_tone_batch, colour_measures  # noqa: E402
+from transforms.filters import GrayThresholds, colour_measures  # noqa: E402
 
 TONES = {"sepia": SEPIA, "cyanotype": CYANOTYPE, "cyanotype2": ((20, 40, 100), (230, 240, 250))}
 QUALITIES = (0, 50, 60, 75, 85, 92, 95)  # 0: PNG
@@ -84,7 +84,8 @@ def toned_sources(n_imagenet: int = 20, seed: int = 0) -> list[Path]:
 
 def small_outcomes(datas: list[bytes], t: GrayThresholds) -> dict[int, list[str]]:
     """Filter outcome of 32 px files at each thumbnail side: 32 (natively, as `stage` does)
-    and 64 (upsampled), with filter_thresholds for the side; 'grayscale' for one channel."""
+    and 64 (upsampled), staging.thumbnail_tones (the thresholds of the side); 'grayscale' for
+    one channel."""
     thumbs: dict[int, list] = {32: [], 64: []}
     single = []
     for data in datas:
@@ -94,9 +95,7 @@ def small_outcomes(datas: list[bytes], t: GrayThresholds) -> dict[int, list[str]
             thumbs[side].append(thumbnail(img.rgb, side))
     out = {}
     for side, xs in thumbs.items():
-        rgb = np.stack(xs)
-        lab = np.stack(rgb8_to_lab_planes(rgb), -1)
-        tones = classify_tone_batch(lab, staging.filter_thresholds(t, side), rgb=rgb)
+        tones = staging.thumbnail_tones(xs, t)
         out[side] = ["grayscale" if g else o for g, o in zip(single, tones, strict=True)]
     return out
 

@@ -228,7 +228,7 @@ def _stage_group(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict 
             out[i] = e
         else:
             done.append((i, img.width, img.height, crop, thumb))
-    tones = _tones([d[4] for d in done], cfg)
+    tones = thumbnail_tones([d[4] for d in done], cfg.thresholds)
     for (i, *_), tone in zip(done, tones, strict=True):
         if tone != "colour":
             out[i] = ImageError(tone, f"{tone} photo: no colour truth")
@@ -259,18 +259,19 @@ def _chunk(side: int) -> int:
     return max(1, VECTOR_PIXELS // (side * side))
 
 
-def _tones(thumbs: list[np.ndarray], cfg: StageConfig) -> list[str]:
-    """classify_tone_batch of RGB uint8 thumbnails (each (T, T, 3), T one of the filter_side
-    values), the thumbnails of each side together in chunks of VECTOR_PIXELS."""
+def thumbnail_tones(thumbs: list[np.ndarray], t: GrayThresholds) -> list[str]:
+    """The filter's verdict ('grayscale', 'toned', 'colour') on each RGB uint8 thumbnail (each
+    (T, T, 3), T one of the filter_side values): classify_tone_batch with filter_thresholds of
+    the side, the thumbnails of each side together in chunks of VECTOR_PIXELS."""
     out: list[str] = [""] * len(thumbs)
     for side in sorted({len(x) for x in thumbs}):
         which = [k for k, x in enumerate(thumbs) if len(x) == side]
-        t, step = filter_thresholds(cfg.thresholds, side), _chunk(side)
+        ts, step = filter_thresholds(t, side), _chunk(side)
         for c in range(0, len(which), step):
             chunk = which[c : c + step]
             rgb = np.stack([thumbs[k] for k in chunk])
             lab = np.stack(rgb8_to_lab_planes(rgb), -1)  # the uint8 fast path
-            for k, tone in zip(chunk, classify_tone_batch(lab, t, rgb=rgb), strict=True):
+            for k, tone in zip(chunk, classify_tone_batch(lab, ts, rgb=rgb), strict=True):
                 out[k] = tone
     return out
 
