@@ -10,8 +10,9 @@ What it measures, all in one run (globs are relative to the repository root):
              decode with JPEG draft to --size (transforms.decode.decode_image), convert to RGB,
              fit the short side to --size and centre-crop (transforms.crop.fit_and_crop);
   stage_image  the same loop over the whole per-image function of `stage`
-             (transforms.staging.stage_image: + filters, Lab, histogram, hashing); its first
-             call, which builds the ab-bin tables, is reported apart: every worker pays it;
+             (transforms.staging.stage_image = stage_batch of one: + filters, Lab, histogram,
+             hashing); its first call, which builds the ab-bin tables, is reported apart:
+             every worker pays it;
   stage_batch  the same files through transforms.staging.stage_batch in batches of
              --batch-files (what the job runs: the array maths once per batch);
   profile    cProfile of the stage_batch loop on --profile-files files, split into decode,
@@ -78,7 +79,7 @@ from pipeline.options import DEFAULT_RUNNER  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
-from transforms.staging import stage_batch, stage_image, write_shard_rows  # noqa: E402
+from transforms.staging import stage_batch, write_shard_rows  # noqa: E402
 
 log = logging.getLogger("bench.stage")
 
@@ -122,34 +123,18 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
     return len(files) / (time.perf_counter() - start), errors
 
 
-def stage_batch_rate(files: list[str], size: int, batch: int) -> float:
-    """Images/s of transforms.staging.stage_batch over the files in batches of `batch` (as the
-    job's --batch-files), read included; after one untimed batch (the ab-bin tables)."""
+def stage_loop_rate(files: list[str], size: int, batch: int) -> tuple[float, float]:
+    """(images/s of transforms.staging.stage_batch over the files in batches of `batch` (as
+    the job's --batch-files; 1: stage_image, which is stage_batch of one), read included,
+    after its first call; that first call in s: it builds the ab-bin tables)."""
     cfg = stage.config_from_args(parse_stage_args([files[0], "unused", "--size", str(size)]))
+    start = time.perf_counter()
     stage_batch([(files[0], read_bytes(files[0]))], cfg)
-    start = time.perf_counter()
-    for i in tqdm(range(0, len(files), batch), desc="stage_batch loop", leave=False):
-        stage_batch([(f, read_bytes(f)) for f in files[i : i + batch]], cfg)
-    return len(files) / (time.perf_counter() - start)
-
-
-def stage_image_rate(files: list[str], size: int) -> tuple[float, float]:
-    """(images/s of transforms.staging.stage_image after its first call, first call in s)."""
-    cfg = stage.config_from_args(parse_stage_args([files[0], "unused", "--size", str(size)]))
-
-    def one(f: str) -> None:
-        try:
-            stage_image(f, read_bytes(f), cfg)
-        except ImageError:
-            pass  # filtered or bad: stage_image did the work of deciding that
-
-    start = time.perf_counter()
-    one(files[0])
     first = time.perf_counter() - start
     rest = files[1:] or files
     start = time.perf_counter()
-    for f in tqdm(rest, desc="stage_image loop", unit="img", leave=False):
-        one(f)
+    for i in tqdm(range(0, len(rest), batch), desc=f"stage_batch loop ({batch})", leave=False):
+        stage_batch([(f, read_bytes(f)) for f in rest[i : i + batch]], cfg)
     return len(rest) / (time.perf_counter() - start), first
 
 
@@ -445,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         big_inputs = link_folder(files, os.path.join(work, "in-many"), copies)
         warm_cache(files)
         bare, bare_errors = bare_rate(files, a.size, "bare loop")
-        full, first_call = stage_image_rate(files, a.size)
-        batched = stage_batch_rate(files, a.size, a.batch_files)
+        full, first_call = stage_loop_rate(files, a.size, 1)
+        batched, _ = stage_loop_rate(files, a.size, a.batch_files)
         breakdown = profile_breakdown(files[: a.profile_files], a.size, work, a.batch_files)
         in_worker = worker_breakdown(pattern, len(files), a.size, work)
         if not a.no_warmup:
@@ -617,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(CIFAR_BARE_REPEATS)
                 ]
                 cbare = max(bares)
-                cbatch = stage_batch_rate(sample, csize, a.batch_files)
+                cbatch, _ = stage_loop_rate(sample, csize, a.batch_files)
                 cprof = profile_breakdown(sample[:2000], csize, work, a.batch_files)
                 crun = pipeline_rate(
                     cifar_pattern,
