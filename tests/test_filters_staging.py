@@ -454,6 +454,23 @@ def test_ab_histogram_equals_the_lattice_histogram():
     hist = staging.ab_histogram(ab[..., 0], ab[..., 1])
     assert hist.dtype == np.int64 and hist.shape == (num_bins(),)
     np.testing.assert_array_equal(hist, ref)
+    ab64 = ab.astype(np.float64)  # float64 planes: the same lattice, no float32 rounding
+    np.testing.assert_array_equal(staging.ab_histogram(ab64[..., 0], ab64[..., 1]), ref)
+    np.testing.assert_array_equal(ab[..., 0], ab64[..., 0])  # the input is left as it was
+
+
+def test_quantize_pair_is_quantize_ab_and_uv_of_the_stacked_planes():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-140, 140, (2, 9, 9)).astype(np.float32)
+    y = rng.uniform(-140, 140, (2, 9, 9)).astype(np.float32)
+    x[0, 0, :4] = [-127.5, 127.5, 0.5, -0.5]  # ties and the clip edges
+    stacked = np.stack((x, y), -1)
+    assert staging.quantize_pair(x, y) == staging.quantize_ab(stacked)
+    u, v = x / 300, y / 300
+    assert staging.quantize_pair(u, v, staging.UV_SCALE) == staging.quantize_uv(
+        np.stack((u, v), -1)
+    )
+    assert staging.quantize_pair(np.float32(3.6), np.float32(-200)) == bytes([4, 256 - 127])
 
 
 def test_stage_rows_match_the_reference_maths():

@@ -71,6 +71,18 @@ def quantize_uv(uv: np.ndarray) -> bytes:
     return np.clip(np.rint(uv * UV_SCALE), -127, 127).astype(np.int8).tobytes()
 
 
+def quantize_pair(x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> bytes:
+    """Two float planes (...) -> int8 bytes of (..., 2), x and y interleaved: round(plane *
+    scale), clipped to ±127: quantize_ab (scale 1) or quantize_uv (UV_SCALE) of the planes
+    stacked, without the stacked copy (the pixel columns of stage_batch)."""
+    out = np.empty(np.shape(x) + (2,), np.int8)
+    for k, plane in enumerate((x, y)):
+        t = np.asarray(np.rint(plane * scale if scale != 1.0 else plane))
+        np.clip(t, -127, 127, out=t)
+        out[..., k] = t  # integral and in range: the cast is exact
+    return out.tobytes()
+
+
 def dequantize_yuv(y_bytes: bytes, uv_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
     """yuv shard bytes -> Y (size, size) in [0, 1] and UV (size, size, 2) float32."""
     y = np.frombuffer(y_bytes, np.uint8).reshape(size, size).astype(np.float32) / 255.0
@@ -109,15 +121,22 @@ def ab_histogram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def ab_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """ab_histogram of each of N images' ab planes (N, ...): (N, Q) int64, one bincount."""
     top = 2 * _LUT_HALF / _LUT_STEP
-    n = int(top) + 1
-    i = np.clip(np.rint((a + _LUT_HALF) / _LUT_STEP), 0, top).astype(np.intp)
-    j = np.clip(np.rint((b + _LUT_HALF) / _LUT_STEP), 0, top).astype(np.intp)
-    i *= n
+    n = len(a)
+    lattice = []  # the lattice coordinate of a, then of b, in place on one copy of each
+    for plane in (a, b):
+        x = np.asarray(plane) + np.float32(_LUT_HALF)  # float32 planes stay float32
+        x /= _LUT_STEP
+        np.rint(x, out=x)
+        np.clip(x, 0, top, out=x)
+        lattice.append(x)
+    i, j = lattice
+    i *= top + 1  # (top + 1)^2 < 2^24: the flat lattice index is exact in float32
     i += j
     q = num_bins()
-    bins = nearest_bin_table()[i.reshape(len(i), -1)].astype(np.intp)
-    bins += (np.arange(len(i)) * q)[:, None]  # image k counts into bins k*Q .. (k+1)*Q - 1
-    return np.bincount(bins.ravel(), minlength=len(i) * q).reshape(len(i), q).astype(np.int64)
+    bins = nearest_bin_table().take(i.reshape(n, -1).astype(np.int32)).astype(np.int32)
+    if n > 1:
+        bins += (np.arange(n, dtype=np.int32) * q)[:, None]  # image k counts into k*Q ...
+    return np.bincount(bins.ravel(), minlength=n * q).reshape(n, q).astype(np.int64)
 
 
 def dequantize(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +205,9 @@ def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
     n = len(crops)
     if cfg.space == "yuv":
         y, u, v = rgb8_to_yuv_planes(crops)
-        lq, abq = quantize_y(y), quantize_uv(np.stack((u, v), -1))
+        lq, abq = quantize_y(y), quantize_pair(u, v, UV_SCALE)
     elif cfg.space == "lab":
-        lq, abq = quantize_l(l), quantize_ab(np.stack((a, b), -1))
+        lq, abq = quantize_l(l), quantize_pair(a, b)
     else:
         raise ValueError(f"unknown colour space {cfg.space!r} ({', '.join(SPACES)})")
     l_size, ab_size = len(lq) // n, len(abq) // n
@@ -196,8 +215,15 @@ def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
         "l": [lq[i * l_size : (i + 1) * l_size] for i in range(n)],
         "ab": [abq[i * ab_size : (i + 1) * ab_size] for i in range(n)],
         "hist": ab_histograms(a, b).astype(np.int32).tolist(),
-        "mean_chroma": np.sqrt(a * a + b * b).reshape(n, -1).mean(axis=1).tolist(),
+        "mean_chroma": _chroma(a, b).reshape(n, -1).mean(axis=1).tolist(),
     }
+
+
+def _chroma(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sqrt(a^2 + b^2), in place on one temporary."""
+    c = a * a
+    c += b * b
+    return np.sqrt(c, out=c)
 
 
 def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
