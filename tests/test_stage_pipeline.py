@@ -28,7 +28,7 @@ from tests.helpers import (
     smooth_colour_field,
     tone_curve,
 )
-from transforms import schema
+from transforms import fileio, schema
 from transforms.bins import gamut_bins, num_bins
 from transforms.fileio import expand_glob
 
@@ -323,6 +323,35 @@ def test_glob_patterns_select_files(input_dir):
     ]
     assert expand_glob(str(input_dir / "nothing-*.png")) == []
     assert expand_glob(str(input_dir / "sepia.png")) == [str(input_dir / "sepia.png")]
+
+
+LOCAL_GLOBS = [
+    "*", "*.jpg", "**", "**/*.jpg", "**/.*", "*/*.jpg", "*/x/*.jpg", "a/[12].*", "a/[!1].*",
+    "?op.jpg", "a/**", "a/**/c/*.jpg", "a/*/*/*", "**/b/*", ".hid/*", "c d/*", "*/", "dl/**",
+    "", "a", "dl", "top.jpg", "broken.jpg", "none*", "missing.jpg",
+]  # fmt: skip
+
+
+def test_local_globs_match_fsspecs_own(tmp_path):
+    """expand_glob lists local files with os.walk (fast) and must give what fsspec's
+    LocalFileSystem globs / finds: hidden names, names with spaces, nested folders, a
+    symlinked file, a symlinked folder (not entered below the root, entered as the root),
+    a broken symlink, a folder whose name matches."""
+    for d in ("a/b/c", ".hid", "c d", "target/x", "dir.jpg"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    for f in ("a/1.jpg", "a/2.png", "a/b/3.jpg", "a/b/c/9.jpg", ".hid/4.jpg", "a/.5.jpg",
+              "c d/6 7.jpg", "target/x/8.jpg", "top.jpg"):  # fmt: skip
+        (tmp_path / f).write_bytes(b"x")
+    (tmp_path / "a/link.jpg").symlink_to(tmp_path / "top.jpg")
+    (tmp_path / "dl").symlink_to(tmp_path / "target")
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "nowhere")
+    fs = fsspec.filesystem("file")
+    for pat in LOCAL_GLOBS:
+        pattern = str(tmp_path / pat) if pat else str(tmp_path)
+        want = sorted(fileio._fs_files(fs, fs._strip_protocol(pattern)))
+        assert expand_glob(pattern) == want, pat
+        assert expand_glob("file://" + pattern) == ["file://" + w for w in want], pat
+    assert len(expand_glob(str(tmp_path / "**"))) == 11  # the tree's files, once each
 
 
 # --- slow: other runners, real data --------------------------------------------------------
