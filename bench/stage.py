@@ -532,15 +532,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{a.batch_files}: inputs finish a batch at a time, so the steady rates above "
                 "rest on few ticks; trust the wall rates or use --inputs 4000"
             )
-        left = in_worker["per input in the worker"] - 1e3 / bare
+        maths = 1e3 / batched - 1e3 / bare  # the two loops ran back to back
+        beam_etc = in_worker["Beam per element + read + waits on the writer"]
         notes.append(
-            f"left between a worker and the bare loop, {left:.2f} ms per input: the per-image "
-            f"maths beyond decode + crop {in_worker['stage_batch (per file)'] - 1e3 / bare:.2f} "
-            "(filter, "
-            f"Lab, histogram, hashing: the profile above), Beam per element + read + waits on "
-            f"the shard writer {in_worker['Beam per element + read + waits on the writer']:.2f}"
-            f" (the writer thread's Parquet, "
-            f"{in_worker['Parquet on the writer thread (overlapped)']:.2f}, overlaps the staging)"
+            f"left between a worker and the bare loop, {maths + beam_etc:.2f} ms per input: "
+            f"the per-image maths beyond decode + crop {maths:.2f} (stage_batch loop - bare "
+            "loop; filter, Lab, histogram, hashing: the profile above), Beam per element + "
+            f"read + waits on the shard writer {beam_etc:.2f} (inside the worker; the writer "
+            f"thread's Parquet, {in_worker['Parquet on the writer thread (overlapped)']:.2f}, "
+            "overlaps the staging)"
+            + (
+                " - below zero: the machine's speed changed between the loops, rerun"
+                if maths < 0
+                else ""
+            )
         )
         if yuv:
             lab = next(r for r in runs if r["workers"] == yuv["workers"])
