@@ -27,7 +27,9 @@ What it measures, all in one run (globs are relative to the repository root):
              a few files. From the progress ticks the workers write (pipeline.progress):
              start-up = seconds to the first finished input; steady = the rate between 10%
              and 90% of the inputs; wall = inputs / whole wall time. Targets on steady:
-             per worker = steady / (workers x bare rate) >= 0.60; speed-up = steady(n) /
+             per worker = steady / (workers x bare rate) >= 0.60, the bare rate of the
+             bare loop run again just before and just after the run, the faster of the
+             two (this machine's speed drifts by a third within minutes); speed-up = steady(n) /
              steady(1) >= 0.85 x n (1.7x for 2 workers); `--space yuv` on the most workers
              runs at the Lab rate (>= 0.9x). 'procs' is the most child processes
              seen: 0 means the runner ignored the worker count and ran all in this process;
@@ -35,7 +37,8 @@ What it measures, all in one run (globs are relative to the repository root):
              subprocess on the files and on 4 symlinked copies of each (4x the inputs);
              target: flat, ratio <= 1.3x;
   CIFAR      (--cifar) many small files: steady rate on --cifar-workers workers against the
-             bare loop on one core (the fastest of 3 loops over --cifar-sample files), target
+             bare loop on one core (the fastest of 3 loops over --cifar-sample files before
+             the run and one after it), target
              >= 0.5x, at each --cifar-size (default 32, CIFAR's own size, and --size).
 No GPU is used: `stage` is CPU work (decode, resize, colour maths, Parquet).
 The pipeline always reads one glob over a temporary folder of symlinks to exactly the files
@@ -445,10 +448,17 @@ def main(argv: list[str] | None = None) -> int:
                 work,
                 a.sample_interval,
             )
-        runs = [
-            pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, mode=a.mode)
-            for w in a.workers
-        ]
+        # the bare loop again around each run: each run is held to the faster of the loops
+        # just before and just after it, not to one run minutes earlier
+        around = [bare_rate(files, a.size, "bare loop (before the runs)")[0]]
+        runs = []
+        for w in a.workers:
+            runs.append(
+                pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, mode=a.mode)
+            )
+            around.append(bare_rate(files, a.size, f"bare loop (after {w} worker(s))")[0])
+        for r, before, after in zip(runs, around[:-1], around[1:], strict=True):
+            r["bare"], r["bare_around"] = max(before, after), (before, after)
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
         yuv = None
         if not a.no_yuv and runs:
@@ -508,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in runs:
             n = r["workers"]
-            per = r["rate"] / (n * bare)
+            per = r["rate"] / (n * r["bare"])
             ok_per = per >= PER_WORKER_TARGET
             cell_per = f"{per:.2f} {verdict(ok_per)} (>= {PER_WORKER_TARGET:.2f})"
             cell_up, ok_up = "", True
@@ -524,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             notes.append(
                 f"{n} worker(s): {1e3 * n / r['rate']:.2f} ms per input per worker against the "
-                f"bare loop's {1e3 / bare:.2f} (per worker/bare {per:.2f})"
+                f"bare loop's {1e3 / r['bare']:.2f} (per worker/bare {per:.2f}; the bare loop "
+                f"just before / after this run: {' / '.join(f'{b:.1f}' for b in r['bare_around'])}"
+                " img/s, the faster taken)"
             )
         if n_inputs < 50 * a.batch_files:
             notes.append(
@@ -606,7 +618,6 @@ def main(argv: list[str] | None = None) -> int:
                     bare_rate(sample, csize, f"bare loop (CIFAR, {csize})")[0]
                     for _ in range(CIFAR_BARE_REPEATS)
                 ]
-                cbare = max(bares)
                 cbatch, _ = stage_loop_rate(sample, csize, a.batch_files)
                 cprof = profile_breakdown(sample[:2000], csize, work, a.batch_files)
                 crun = pipeline_rate(
@@ -618,12 +629,15 @@ def main(argv: list[str] | None = None) -> int:
                     a.sample_interval,
                     mode=a.mode,
                 )
+                bares.append(bare_rate(sample, csize, f"bare loop (CIFAR, {csize}, after)")[0])
+                cbare = max(bares)
                 ratio = crun["rate"] / cbare
                 ok = ratio >= CIFAR_TARGET
                 failed |= not ok
                 lines.append(
                     f"  --size {csize}: bare loop, first {len(sample)} files, fastest of "
-                    f"{len(bares)} {cbare:8.1f} img/s ({' / '.join(f'{b:.0f}' for b in bares)}); "
+                    f"{len(bares)} (the last after the run) {cbare:8.1f} img/s "
+                    f"({' / '.join(f'{b:.0f}' for b in bares)}); "
                     f"stage_batch loop {cbatch:.1f} ({cbatch / cbare:.2f}x bare)"
                 )
                 lines.append(
