@@ -90,14 +90,14 @@ def rgb8_to_lab_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     lin = np.take(_LINEAR_OF_UINT8, planes, mode="wrap")  # uint8 indices: no bounds checks
     f = _RGB_TO_XYZN @ lin  # X/Xn, Y/Yn, Z/Zn
     small = f <= _EPS
+    linear = None
     if small.any():  # the linear segment, for every value (cheaper than gathering the few)
         linear = f * _KAPPA
         linear += 16.0
         linear /= 116.0
-        np.cbrt(f, out=f)
+    np.cbrt(f, out=f)
+    if linear is not None:
         np.copyto(f, linear, where=small)
-    else:
-        np.cbrt(f, out=f)
     fx, fy, fz = f
     l = fy * np.float32(116.0)
     l -= np.float32(16.0)
