@@ -246,7 +246,7 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
     `{"config", "state_dict"}` or a state dict of the model, and fits the model exactly.
     Raises UsageError naming the file and what was expected; `label` starts the message
     (default "--weights URI")."""
-    from models.registry import DEFAULT_MODEL, build, default_weights
+    from models.registry import DEFAULT_MODEL, default_weights, skeleton
 
     name = name or DEFAULT_MODEL
     uri = weights or default_weights(name)
@@ -260,7 +260,7 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
     else:
         config, state = {"name": name}, obj
     try:
-        model = build(config)
+        model = skeleton(config)  # names and shapes only: the job builds its own
     except Exception as e:  # noqa: BLE001 - an unusable config
         raise UsageError(f"{option}: its config does not build a model: {_one_line(e)}") from None
     want = set(model.state_dict())

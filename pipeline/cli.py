@@ -13,6 +13,7 @@ Any job module with `add_arguments(parser)` and `run(args, beam_args)` gets all 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
 import os
@@ -206,6 +207,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console_main() -> None:
+    """The `chromabeam` console script: main(), then exit_without_teardown with its code."""
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help and usage errors
+        code = e.code
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int | str | None) -> None:
+    """Exit as sys.exit(code) would, atexit handlers and stream flushes included, but without
+    the interpreter's teardown of every module's objects, which costs 0.6 s once torch is
+    imported (`python -c "import torch"` 2.33 s median here, 1.75 s exiting this way). While
+    a thread that normal exit would wait for is alive, it is sys.exit(code) itself."""
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # logging.shutdown, multiprocessing's and weakref.finalize's hooks
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`chromabeam ... | head`): as sys.exit
+            pass
+    os._exit(code or 0)
+
+
 def _failed(e: Exception, job: str, details: bool) -> int:
     """One line (the traceback too with -v / --debug) for a job's exception; its exit code."""
     if details:
@@ -299,4 +329,4 @@ class StderrGate:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

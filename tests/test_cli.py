@@ -537,3 +537,52 @@ def test_ctrl_c_that_fails_the_run_elsewhere_still_exits_130():
         "chromabeam: error: colorize interrupted; rerun with --skip-existing to resume"
     )
     assert "RuntimeError" not in done.stderr
+
+
+EXIT_WITHOUT_TEARDOWN = """
+import atexit, sys, threading, time
+from pipeline import cli
+
+atexit.register(lambda: print("atexit ran", flush=True))
+if sys.argv[1] == "thread":  # a non-daemon thread still running: exit must wait for it
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+print("buffered", end=" ")
+cli.exit_without_teardown(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize(
+    "thread, code, rc, out, err",
+    [
+        ("none", "0", 0, "buffered atexit ran", ""),
+        ("none", "3", 3, "buffered atexit ran", ""),
+        ("none", "boom", 1, "buffered atexit ran", "boom"),
+        ("thread", "4", 4, "buffered thread done\natexit ran", ""),
+    ],
+)
+def test_exit_without_teardown_keeps_sys_exits_contract(thread, code, rc, out, err):
+    """The console script's exit: the code (a message -> stderr and 1), atexit handlers,
+    buffered output flushed, and a live non-daemon thread waited for, as sys.exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WITHOUT_TEARDOWN, thread, code],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == rc, done.stderr
+    assert done.stdout.strip() == out
+    assert done.stderr.strip() == err
+
+
+def test_console_main_exits_with_mains_code(monkeypatch):
+    """console_main hands main()'s return value, or the code of a SystemExit it raised
+    (argparse's --help, usage errors), to exit_without_teardown."""
+    codes = []
+    monkeypatch.setattr(cli, "exit_without_teardown", codes.append)
+    monkeypatch.setattr(cli, "main", lambda: 7)
+    cli.console_main()
+
+    def usage_error():
+        raise SystemExit(2)
+
+    monkeypatch.setattr(cli, "main", usage_error)
+    cli.console_main()
+    assert codes == [7, 2]

@@ -375,3 +375,16 @@ def test_describe_defaults_and_stored_values(tmp_path):
     d = registry.describe("eccv16-small", str(stored))
     assert d["render_size"] == 48 and d["temperature"] == 0.5
     assert d["prior"] and len(d["prior"]) == num_bins()
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_skeleton_has_builds_names_and_shapes_on_meta(name):
+    """registry.skeleton (what the weight checks and takes_hints use): the same parameter and
+    buffer names and shapes as build, and no memory (every tensor on the meta device)."""
+    built, bare = registry.build({"name": name}), registry.skeleton({"name": name})
+    assert {k: v.shape for k, v in bare.state_dict().items()} == {
+        k: v.shape for k, v in built.state_dict().items()
+    }
+    assert {p.device.type for p in bare.parameters()} == {"meta"}
+    assert registry.takes_hints(name) == bool(getattr(built, "takes_hints", False))
+    assert registry.has_likelihood(name) == hasattr(built, "nll_bits")
