@@ -16,10 +16,14 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import fsspec
 
 from transforms.fileio import expand_glob, join
+
+if TYPE_CHECKING:  # models imports torch: a check must not
+    from models.registry import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +245,10 @@ def check_output_file(uri: str) -> None:
     check_output_dir(fs.unstrip_protocol(parent) if "://" in uri else parent, "output folder")
 
 
-def check_weights(name: str | None, weights: str | None, label: str | None = None) -> None:
+def check_weights(name: str | None, weights: str | None, label: str | None = None) -> Checkpoint:
     """The model's weights load: the file exists, is a torch checkpoint
     `{"config", "state_dict"}` or a state dict of the model, and fits the model exactly.
+    Returns what read_checkpoint read (for describe / load_model, not to read it again).
     Raises UsageError naming the file and what was expected; `label` starts the message
     (default "--weights URI")."""
     from models.registry import DEFAULT_MODEL, default_weights, skeleton
@@ -254,7 +259,7 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
         raise UsageError(f"model {name} ships no weights: pass --weights PATH_OR_URL")
     option = label or f"--weights {uri}"
     expected = f'a torch checkpoint {{"config", "state_dict"}} or a state dict of model {name}'
-    obj = check_checkpoint_file(uri, option, expected)
+    obj, sha = check_checkpoint_file(uri, option, expected)
     if "state_dict" in obj and "config" in obj:
         config, state = dict(obj["config"]), obj["state_dict"]
     else:
@@ -283,16 +288,17 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
                 f"{option}: {k} has shape {tuple(v.shape)}, model {config['name']} "
                 f"expects {tuple(shapes[k].shape)}"
             )
+    return obj, sha
 
 
-def check_checkpoint_file(uri: str, label: str, expected: str | None = None) -> dict:
+def check_checkpoint_file(uri: str, label: str, expected: str | None = None) -> Checkpoint:
     """The file at uri exists and holds a dict saved by torch (a checkpoint or a state dict);
-    returns it. Raises UsageError starting with `label`."""
+    returns read_checkpoint's (that dict, sha256). Raises UsageError starting with `label`."""
     from models.registry import read_checkpoint
 
     expected = expected or 'a torch checkpoint {"config", "state_dict"} or a state dict'
     try:
-        obj, _ = read_checkpoint(uri)
+        obj, sha = read_checkpoint(uri)
     except FileNotFoundError:
         raise UsageError(f"{label}: no such file") from None
     except IsADirectoryError:
@@ -303,7 +309,7 @@ def check_checkpoint_file(uri: str, label: str, expected: str | None = None) -> 
         ) from None
     if not isinstance(obj, dict):
         raise UsageError(f"{label}: holds a {type(obj).__name__}; expected {expected}")
-    return obj
+    return obj, sha
 
 
 def check_device(name: str) -> None:

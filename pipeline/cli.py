@@ -220,9 +220,11 @@ def exit_without_teardown(code: int | str | None) -> None:
     """Exit as sys.exit(code) would, atexit handlers and stream flushes included, but without
     the interpreter's teardown of every module's objects, which costs 0.6 s once torch is
     imported (`python -c "import torch"` 2.33 s median here, 1.75 s exiting this way). While
-    a thread that normal exit would wait for is alive, it is sys.exit(code) itself."""
+    a thread that normal exit would wait for is alive, or under a profiler or tracer that
+    writes its results after the script (`python -m cProfile`, coverage), it is sys.exit."""
     main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+    waits = any(t is not main_thread and not t.daemon for t in threading.enumerate())
+    if waits or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)

@@ -27,7 +27,7 @@ import numpy as np
 
 from models.infer import DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
-from models.registry import can_sample, describe, load_model, names, takes_hints
+from models.registry import Checkpoint, can_sample, describe, load_model, names, takes_hints
 from pipeline import checks
 from transforms import naming, schema
 from transforms.colour import chroma, rgb_to_lab
@@ -399,9 +399,12 @@ def finish(
     }
 
 
-def config_from_args(args: argparse.Namespace, inputs: list[str], output: str) -> ColorizeConfig:
-    """Resolve model defaults (render size, temperature) from the checkpoint's config."""
-    mc = describe(args.model, args.weights)
+def config_from_args(
+    args: argparse.Namespace, inputs: list[str], output: str, checkpoint: Checkpoint | None = None
+) -> ColorizeConfig:
+    """Resolve model defaults (render size, temperature) from the checkpoint's config
+    (`checkpoint`: what check_weights read, else the file is read)."""
+    mc = describe(args.model, args.weights, checkpoint=checkpoint)
     samples = getattr(args, "samples", 0)
     if samples and not can_sample(mc["name"]):
         raise checks.UsageError(f"--samples: model {mc['name']} does not sample (use pic)")
@@ -444,16 +447,17 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
     if not exists(inputs[0]) or is_dir(inputs[0]):
         raise checks.UsageError(f"{inputs[0]}: no such file")
     checks.check_output_file(out_file)
-    checks.check_weights(args.model, args.weights)
+    checkpoint = checks.check_weights(args.model, args.weights)  # read once, used thrice
     checks.check_device(args.device)
-    cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".")
+    cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".", checkpoint)
     fmt = posixpath.splitext(out_file)[1].lower().lstrip(".") or cfg.fmt
     cfg = ColorizeConfig(**{**cfg.__dict__, "fmt": "jpeg" if fmt == "jpg" else fmt})
     try:
         item = prepare(inputs[0], read_bytes(inputs[0]), cfg)
     except ImageError as e:
         raise checks.JobFailed(f"{inputs[0]}: {e}") from None
-    model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
+    device = str(resolve_device(args.device))
+    model, _ = load_model(cfg.model, cfg.weights, device, checkpoint=checkpoint)
     item["output_uri"] = out_file
     ab = predict_ab(model, item["l_render"][None], cfg.settings)[0]
     rows = finish(item, ab, cfg)
@@ -486,7 +490,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     # fail fast, before any worker starts
     inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
     checks.check_output_dir(output)
-    checks.check_weights(args.model, args.weights)
+    checkpoint = checks.check_weights(args.model, args.weights)
     checks.check_device(args.device)
     if args.min_batch_size > args.batch_size:
         raise checks.UsageError(
@@ -494,7 +498,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         )
     if args.hints and not is_dir(args.hints):
         raise SystemExit(f"--hints {args.hints}: a batch run takes a folder of sidecars")
-    cfg = config_from_args(args, inputs, output)
+    cfg = config_from_args(args, inputs, output, checkpoint)
+    del checkpoint  # the workers read their own
     log.info(
         "model %s (%s), render size %d, T=%.2f",
         cfg.model,

@@ -173,8 +173,7 @@ def input_bases(inputs: list[str], base: str | None) -> list[str]:
 def check_codec_weights(weights: str | None) -> None:
     """Fail fast (UsageError, one line naming the file) unless `weights` (default: the
     shipped ones) is a loadable checkpoint of the multihypothesis model."""
-    checks.check_weights(MODEL, weights)
-    mc = describe(MODEL, weights)
+    mc = describe(MODEL, weights, checkpoint=checks.check_weights(MODEL, weights))
     if mc["name"] != MODEL:
         raise checks.UsageError(
             f"--weights {mc['weights']}: a checkpoint of model {mc['name']}; "

@@ -107,8 +107,8 @@ def parse_spec(text: str) -> ModelSpec:
     for key, kind in SPEC_VALUES.items():
         if key in kv:
             kv[key] = checks.check_value(f"--model {text}: {key}", kv[key], kind)
-    checks.check_weights(name, kv.get("weights"), f"--model {text}")
-    cfg = describe(name, kv.get("weights"))
+    checkpoint = checks.check_weights(name, kv.get("weights"), f"--model {text}")
+    cfg = describe(name, kv.get("weights"), checkpoint=checkpoint)
     return ModelSpec(
         name=cfg["name"],
         label=kv.get("label", name),

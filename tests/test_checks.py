@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +93,9 @@ def tiny_ckpt(tmp_path_factory):
 
 
 def test_check_weights(tmp_path, tiny_ckpt):
-    checks.check_weights("eccv16-small", tiny_ckpt)  # a checkpoint {"config", "state_dict"}
+    obj, sha = checks.check_weights("eccv16-small", tiny_ckpt)  # {"config", "state_dict"}
+    assert obj["config"]["name"] == "eccv16-small"  # what it read, for describe / load_model
+    assert sha == hashlib.sha256(Path(tiny_ckpt).read_bytes()).hexdigest()
     checks.check_weights(None, None)  # the shipped default
     with pytest.raises(checks.UsageError, match=r"^--weights .*missing.pt: no such file$"):
         checks.check_weights("eccv16-small", str(tmp_path / "missing.pt"))

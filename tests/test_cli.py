@@ -546,25 +546,35 @@ from pipeline import cli
 atexit.register(lambda: print("atexit ran", flush=True))
 if sys.argv[1] == "thread":  # a non-daemon thread still running: exit must wait for it
     threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+if sys.argv[1] == "profile":  # as cProfile: it writes its file after the script raised
+    sys.setprofile(lambda *a: None)
+if sys.argv[1] == "trace":  # as coverage
+    sys.settrace(lambda *a: None)
 print("buffered", end=" ")
-cli.exit_without_teardown(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+try:
+    cli.exit_without_teardown(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+finally:
+    print("unwound", end=" ")
 """
 
 
 @pytest.mark.parametrize(
-    "thread, code, rc, out, err",
+    "mode, code, rc, out, err",
     [
         ("none", "0", 0, "buffered atexit ran", ""),
         ("none", "3", 3, "buffered atexit ran", ""),
         ("none", "boom", 1, "buffered atexit ran", "boom"),
-        ("thread", "4", 4, "buffered thread done\natexit ran", ""),
+        ("thread", "4", 4, "buffered unwound thread done\natexit ran", ""),
+        ("profile", "5", 5, "buffered unwound atexit ran", ""),
+        ("trace", "boom", 1, "buffered unwound atexit ran", "boom"),
     ],
 )
-def test_exit_without_teardown_keeps_sys_exits_contract(thread, code, rc, out, err):
+def test_exit_without_teardown_keeps_sys_exits_contract(mode, code, rc, out, err):
     """The console script's exit: the code (a message -> stderr and 1), atexit handlers,
-    buffered output flushed, and a live non-daemon thread waited for, as sys.exit."""
+    buffered output flushed; a live non-daemon thread waited for and a profiler or tracer
+    left to write its results after the script: plain sys.exit (the stack unwinds)."""
     done = subprocess.run(
-        [sys.executable, "-c", EXIT_WITHOUT_TEARDOWN, thread, code],
+        [sys.executable, "-c", EXIT_WITHOUT_TEARDOWN, mode, code],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == rc, done.stderr

@@ -388,3 +388,74 @@ def test_skeleton_has_builds_names_and_shapes_on_meta(name):
     assert {p.device.type for p in bare.parameters()} == {"meta"}
     assert registry.takes_hints(name) == bool(getattr(built, "takes_hints", False))
     assert registry.has_likelihood(name) == hasattr(built, "nll_bits")
+
+
+def _meta_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the meta tensors a model holds: parameters, buffers, tensor attributes."""
+    found = [k for k, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    for prefix, module in model.named_modules():
+        found += [
+            f"{prefix}.{k}" for k, v in vars(module).items()
+            if isinstance(v, torch.Tensor) and v.is_meta
+        ]  # fmt: skip
+    return found
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_build_loaded_holds_exactly_the_state_and_nothing_on_meta(name):
+    """build_loaded (load_model's build on meta + assign): the state given, each tensor in
+    the model's dtype (fp16 in, fp32 out; integer counters stay integer), and no meta tensor
+    left anywhere in the model."""
+    torch.manual_seed(1)
+    ref = registry.build({"name": name}).state_dict()
+    half = {k: v.half() if v.is_floating_point() else v for k, v in ref.items()}
+    model = registry.build_loaded({"name": name}, half)
+    assert not _meta_tensors(model)
+    got = model.state_dict()
+    assert set(got) == set(ref)
+    for k, v in ref.items():
+        assert got[k].dtype == v.dtype, k
+        assert torch.equal(got[k], half[k].to(v.dtype)), k
+
+
+def test_build_loaded_predicts_as_build_and_load_state_dict():
+    model, cfg = build_tiny("eccv16-small", seed=5)
+    loaded = registry.build_loaded(cfg, model.state_dict()).eval()
+    x = normalize_l(torch.rand(2, 1, 32, 32) * 100)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+    state = dict(model.state_dict())
+    state.pop(next(iter(state)))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        registry.build_loaded(cfg, state)
+
+
+def test_build_loaded_builds_plainly_a_model_with_a_buffer_outside_its_state(monkeypatch):
+    """A non-persistent buffer would stay on meta after assign: such a model is built and
+    loaded the plain way, the buffer as its constructor made it."""
+
+    class WithTable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 1)
+            self.register_buffer("table", torch.arange(4.0), persistent=False)
+
+    monkeypatch.setitem(registry.BUILDERS, "with-table", lambda cfg: WithTable())
+    state = {k: torch.full_like(v, 0.5) for k, v in WithTable().state_dict().items()}
+    model = registry.build_loaded({"name": "with-table"}, state)
+    assert not _meta_tensors(model)
+    assert torch.equal(model.table, torch.arange(4.0))
+    assert torch.equal(model.conv.weight, state["conv.weight"])
+
+
+def test_load_model_and_describe_take_a_checkpoint_already_read(tmp_path):
+    """With `checkpoint` (what check_weights read), neither reads the file again."""
+    path = tmp_path / "m.pt"
+    write_tiny_checkpoint(path, "regression")
+    checkpoint = registry.read_checkpoint(str(path))
+    path.unlink()
+    model, config = registry.load_model(None, str(path), checkpoint=checkpoint)
+    assert isinstance(model, Regression) and config["weights_sha256"] == checkpoint[1]
+    assert registry.describe(None, str(path), checkpoint=checkpoint)["name"] == "regression"
+    with pytest.raises(FileNotFoundError):
+        registry.load_model(None, str(path))
