@@ -125,7 +125,8 @@ def ab_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lattice = []  # the lattice coordinate of a, then of b, in place on one copy of each
     for plane in (a, b):
         x = np.asarray(plane) + np.float32(_LUT_HALF)  # float32 planes stay float32
-        x /= _LUT_STEP
+        if _LUT_STEP != 1.0:  # dividing by 1 is exact: a pass saved
+            x /= _LUT_STEP
         np.rint(x, out=x)
         np.clip(x, 0, top, out=x)
         lattice.append(x)
@@ -133,10 +134,19 @@ def ab_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     i *= top + 1  # (top + 1)^2 < 2^24: the flat lattice index is exact in float32
     i += j
     q = num_bins()
-    bins = nearest_bin_table().take(i.reshape(n, -1).astype(np.int32)).astype(np.int32)
+    bins = _nearest_bin_index().take(i.reshape(n, -1).astype(np.int32))
     if n > 1:
-        bins += (np.arange(n, dtype=np.int32) * q)[:, None]  # image k counts into k*Q ...
+        bins += (np.arange(n, dtype=np.intp) * q)[:, None]  # image k counts into k*Q ...
     return np.bincount(bins.ravel(), minlength=n * q).reshape(n, q).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def _nearest_bin_index() -> np.ndarray:
+    """nearest_bin_table as np.intp, bincount's own index type (it converts any other index
+    array first: a pass over every pixel)."""
+    out = nearest_bin_table().astype(np.intp)
+    out.setflags(write=False)
+    return out
 
 
 def dequantize(l_bytes: bytes, ab_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
