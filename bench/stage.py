@@ -33,13 +33,19 @@ What it measures, all in one run (globs are relative to the repository root):
              steady(1) >= 0.85 x n (1.7x for 2 workers); `--space yuv` on the most workers
              runs at the Lab rate (>= 0.9x). 'procs' is the most child processes
              seen: 0 means the runner ignored the worker count and ran all in this process;
+  at once    after each run on n > 1 workers, the bare loop in n processes at once, all busy
+             for the same time: what n busy cores of this machine give the bare loop (its
+             ratio to n single loops is the machine's own scaling: two vCPUs that share a
+             core, or a noisy neighbour, show here), printed beside the targets as
+             information; the targets stay against the single-core loop;
   memory     peak RSS of the whole process tree (launcher + SDK workers) of `stage` run as a
              subprocess on the files and on 4 symlinked copies of each (4x the inputs);
              target: flat, ratio <= 1.3x;
   CIFAR      (--cifar) many small files: steady rate on --cifar-workers workers against the
              bare loop on one core (the fastest of 3 loops over --cifar-sample files before
              the run and one after it), target
-             >= 0.5x, at each --cifar-size (default 32, CIFAR's own size, and --size).
+             >= 0.5x, at each --cifar-size (default 32, CIFAR's own size, and --size);
+             the bare loop in --cifar-workers processes at once beside it (information);
 No GPU is used: `stage` is CPU work (decode, resize, colour maths, Parquet).
 The pipeline always reads one glob over a temporary folder of symlinks to exactly the files
 the loops read. Outputs go to temporary folders, removed at the end.
@@ -49,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -97,6 +104,7 @@ STEADY_FROM, STEADY_TO = 0.10, 0.90  # share of inputs done between which the ra
 MEMORY_TARGET = 1.30  # peak RSS at 4x the inputs / peak RSS at 1x
 MEMORY_COPIES = 4
 WARMUP_FILES = 8
+BARE_AT_ONCE_SECONDS = 5.0  # least duration of the bare loop run in n processes at once
 
 # Runs the stage job in a fresh interpreter (the memory test measures that process tree).
 RUNNER = """
@@ -124,6 +132,41 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
         except ImageError:
             errors += 1
     return len(files) / (time.perf_counter() - start), errors
+
+
+def _bare_until(files: list[str], size: int, start, seconds: float, counts) -> None:
+    """One process of concurrent_bare_rate: after `start` (a Barrier), the bare loop over the
+    files again and again for `seconds`; the images done go on `counts` (a Queue)."""
+    start.wait()
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for f in files:
+            try:
+                fit_and_crop(decode_image(read_bytes(f), draft_size=size).rgb, size)
+            except ImageError:
+                pass
+            done += 1
+            if time.perf_counter() >= deadline:
+                break
+    counts.put(done)
+
+
+def concurrent_bare_rate(files: list[str], size: int, processes: int, seconds: float) -> float:
+    """Images/s of the bare loop in `processes` processes at once, all busy for the same
+    `seconds` (started together on a barrier): what this machine's cores give when all are
+    busy, against which 'n workers' can be read beside the single-core target."""
+    ctx = multiprocessing.get_context("spawn")
+    start, counts = ctx.Barrier(processes), ctx.Queue()
+    procs = [
+        ctx.Process(target=_bare_until, args=(files, size, start, seconds, counts))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    done = sum(counts.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return done / seconds
 
 
 def stage_loop_rate(files: list[str], size: int, batch: int) -> tuple[float, float]:
@@ -457,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline_rate(big_inputs, n_inputs, a.size, w, work, a.sample_interval, mode=a.mode)
             )
             around.append(bare_rate(files, a.size, f"bare loop (after {w} worker(s))")[0])
+            if w > 1:  # what w busy cores give this loop, measured beside the run
+                runs[-1]["bare_at_once"] = concurrent_bare_rate(
+                    files, a.size, w, max(BARE_AT_ONCE_SECONDS, len(files) / around[-1])
+                )
         for r, before, after in zip(runs, around[:-1], around[1:], strict=True):
             r["bare"], r["bare_around"] = max(before, after), (before, after)
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
@@ -527,6 +574,20 @@ def main(argv: list[str] | None = None) -> int:
                 ok_up = up >= SPEEDUP_TARGET * n
                 cell_up = f"{up:.2f}x {verdict(ok_up)} (>= {SPEEDUP_TARGET * n:.1f}x)"
             failed |= not (ok_per and ok_up)
+            if "bare_at_once" in r:
+                at_once = r["bare_at_once"]
+                scaling = at_once / r["bare"]  # the machine's own speed-up on n busy cores
+                lines.append(
+                    f"{f'bare loop, {n} at once':<24}{at_once:>8.1f}{'':>7}  {n:>5}  "
+                    f"{f'{scaling / n:.2f} (the machine)':<23}"
+                    f"{f'{scaling:.2f}x one bare loop':<21}"
+                )
+                notes.append(
+                    f"{n} worker(s) against the bare loop run in {n} processes at once just "
+                    f"after (all {n} busy: {at_once:.1f} img/s, {scaling:.2f}x one "
+                    f"loop): {r['rate'] / at_once:.2f} of what the busy cores give the bare "
+                    "loop (information: the targets stay per single-core loop)"
+                )
             lines.append(
                 f"{f'stage, {n} worker(s)':<24}{r['rate']:>8.1f}{r['seconds']:>7.1f}  "
                 f"{r['children']:>5}  {cell_per:<23}{cell_up:<21}"
@@ -631,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 bares.append(bare_rate(sample, csize, f"bare loop (CIFAR, {csize}, after)")[0])
                 cbare = max(bares)
+                c_at_once = concurrent_bare_rate(
+                    sample, csize, a.cifar_workers, BARE_AT_ONCE_SECONDS
+                )
                 ratio = crun["rate"] / cbare
                 ok = ratio >= CIFAR_TARGET
                 failed |= not ok
@@ -638,14 +702,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"  --size {csize}: bare loop, first {len(sample)} files, fastest of "
                     f"{len(bares)} (the last after the run) {cbare:8.1f} img/s "
                     f"({' / '.join(f'{b:.0f}' for b in bares)}); "
-                    f"stage_batch loop {cbatch:.1f} ({cbatch / cbare:.2f}x bare)"
+                    f"stage_batch loop {cbatch:.1f} ({cbatch / cbare:.2f}x bare); "
+                    f"{a.cifar_workers} bare loops at once {c_at_once:.1f} "
+                    f"({c_at_once / cbare:.2f}x one)"
                 )
                 lines.append(
                     f"  --size {csize}: stage, {a.cifar_workers} worker(s), all files  "
                     f"{crun['rate']:8.1f} img/s steady ({crun['wall_rate']:.1f} wall, start-up "
                     f"{_secs(crun['startup'])})  {crun['seconds']:.1f} s  procs "
                     f"{crun['children']}  rate/bare {ratio:.2f} {verdict(ok)} (>= "
-                    f"{CIFAR_TARGET:.2f}; per worker {ratio / a.cifar_workers:.2f})  "
+                    f"{CIFAR_TARGET:.2f}; per worker {ratio / a.cifar_workers:.2f}; "
+                    f"{crun['rate'] / c_at_once:.2f} of the bare loops at once)  "
                     f"{crun['engine']}"
                 )
                 lines.append(
