@@ -74,6 +74,44 @@ def test_tick_sampler_startup_and_steady_rate():
     assert s.steady(1000, 0.10, 0.90) is None  # never reached 90%
 
 
+def _bare_files(folder) -> list[str]:
+    """Four small JPEGs and one undecodable file."""
+    from PIL import Image
+
+    files = []
+    for i in range(4):
+        path = folder / f"{i}.jpg"
+        Image.new("RGB", (48, 40), (40 * i, 90, 200)).save(path)
+        files.append(str(path))
+    (folder / "bad.jpg").write_bytes(b"not an image")
+    return [*files, str(folder / "bad.jpg")]
+
+
+def test_bare_until_loops_for_its_seconds_and_counts_bad_files(tmp_path):
+    """One process of bench/stage.py's concurrent bare loop: waits on the barrier, loops over
+    the files until its deadline (more than one pass here), counts a bad file as done."""
+    import queue
+    import threading
+    import time
+
+    import bench.stage as bench_stage
+
+    files, counts = _bare_files(tmp_path), queue.Queue()
+    start = time.perf_counter()
+    bench_stage._bare_until(files, 32, threading.Barrier(1), 0.2, counts)
+    assert time.perf_counter() - start >= 0.2
+    done = counts.get_nowait()
+    assert done > 2 * len(files)  # several passes, the bad file included in each
+    assert counts.empty()
+
+
+@pytest.mark.slow
+def test_concurrent_bare_rate_runs_processes_at_once(tmp_path):
+    import bench.stage as bench_stage
+
+    assert bench_stage.concurrent_bare_rate(_bare_files(tmp_path), 32, 2, 0.3) > 0
+
+
 def test_single_image_colorize_imports_no_beam(tmp_path):
     """`colorize IMAGE -o OUT` (and the CLI's option checks) never import Beam: about 1 s of the
     single-image start-up (issue 14's < 3 s target)."""
