@@ -122,29 +122,34 @@ stage.run(args, rest)
 # ---------------------------------------------------------------- single-process loops
 
 
+def bare_one(path: str, size: int) -> bool:
+    """The bare loop's work on one file: read + draft decode + RGB + fit + centre crop;
+    False if the file is undecodable."""
+    try:
+        fit_and_crop(decode_image(read_bytes(path), draft_size=size).rgb, size)
+    except ImageError:
+        return False
+    return True
+
+
 def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
-    """Images/s of read + draft decode + RGB + fit + centre crop; (rate, undecodable files)."""
+    """Images/s of bare_one over the files; (rate, undecodable files)."""
     errors = 0
     start = time.perf_counter()
     for f in tqdm(files, desc=label, unit="img", leave=False):
-        try:
-            fit_and_crop(decode_image(read_bytes(f), draft_size=size).rgb, size)
-        except ImageError:
-            errors += 1
+        errors += not bare_one(f, size)
     return len(files) / (time.perf_counter() - start), errors
 
 
 def _bare_until(files: list[str], size: int, start, seconds: float, counts) -> None:
-    """One process of concurrent_bare_rate: after `start` (a Barrier), the bare loop over the
-    files again and again for `seconds`; the images done go on `counts` (a Queue)."""
+    """One process of concurrent_bare_rate: after `start` (a Barrier), bare_one over the
+    files again and again for `seconds`; the files done (undecodable ones included, as in
+    bare_rate) go on `counts` (a Queue)."""
     start.wait()
     done, deadline = 0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         for f in files:
-            try:
-                fit_and_crop(decode_image(read_bytes(f), draft_size=size).rgb, size)
-            except ImageError:
-                pass
+            bare_one(f, size)
             done += 1
             if time.perf_counter() >= deadline:
                 break
