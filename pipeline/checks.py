@@ -13,6 +13,8 @@ import argparse
 import difflib
 import logging
 import math
+import os
+import posixpath
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -245,15 +247,58 @@ def check_output_file(uri: str) -> None:
     check_output_dir(fs.unstrip_protocol(parent) if "://" in uri else parent, "output folder")
 
 
+def same_file(a: str, b: str) -> bool:
+    """Whether fsspec URLs a and b name one file (local paths after resolving `..` and links;
+    other filesystems by their normalised path)."""
+    (fs_a, path_a), (fs_b, path_b) = fsspec.core.url_to_fs(a), fsspec.core.url_to_fs(b)
+    if fs_a.protocol != fs_b.protocol:
+        return False
+    if "file" in fs_a.protocol or "local" in fs_a.protocol:
+        if os.path.exists(path_a) and os.path.exists(path_b):
+            return os.path.samefile(path_a, path_b)  # hard links too
+        return os.path.realpath(path_a) == os.path.realpath(path_b)
+    return posixpath.normpath(path_a) == posixpath.normpath(path_b)
+
+
+def image_format(out_file: str, fmt: str) -> str:
+    """The format `-o OUT_FILE` writes (colorize, decode): its extension's (.png, .jpg /
+    .jpeg, .webp), else `fmt` (--format) for a name without one; a --format other than the
+    default png that the extension contradicts is warned about; UsageError for an extension
+    no writer takes."""
+    from transforms.compose import EXTENSIONS
+
+    ext = posixpath.splitext(out_file)[1].lower().lstrip(".")
+    if not ext:
+        return fmt
+    if ext not in EXTENSIONS:
+        known = ", ".join("." + e for e in EXTENSIONS)
+        raise UsageError(f"-o {out_file}: cannot write .{ext} images (use {known})")
+    ext = "jpeg" if ext == "jpg" else ext
+    if fmt not in (ext, "png"):
+        log.warning("-o %s: writing %s as its extension says, not --format %s", out_file, ext, fmt)
+    return ext
+
+
+def check_no_overwrite(outputs: Iterable[str], inputs: Iterable[str]) -> None:
+    """UsageError if a file a single-file command (`-o`) writes is one it reads."""
+    inputs = list(inputs)
+    for out in outputs:
+        for src in inputs:
+            if same_file(out, src):
+                raise UsageError(f"writing {out} would overwrite the input {src}")
+
+
 def check_weights(name: str | None, weights: str | None, label: str | None = None) -> Checkpoint:
     """The model's weights load: the file exists, is a torch checkpoint
     `{"config", "state_dict"}` or a state dict of the model, and fits the model exactly.
     Returns what read_checkpoint read (for describe / load_model, not to read it again).
     Raises UsageError naming the file and what was expected; `label` starts the message
     (default "--weights URI")."""
+    import torch
+
     from models.registry import DEFAULT_MODEL, default_weights, skeleton
 
-    name = name or DEFAULT_MODEL
+    asked, name = name, name or DEFAULT_MODEL
     uri = weights or default_weights(name)
     if uri is None:
         raise UsageError(f"model {name} ships no weights: pass --weights PATH_OR_URL")
@@ -261,7 +306,12 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
     expected = f'a torch checkpoint {{"config", "state_dict"}} or a state dict of model {name}'
     obj, sha = check_checkpoint_file(uri, option, expected)
     if "state_dict" in obj and "config" in obj:
-        config, state = dict(obj["config"]), obj["state_dict"]
+        config, state = obj["config"], obj["state_dict"]
+        if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+            raise UsageError(f"{option}: its config is not a dict naming the model ({expected})")
+        if asked and config["name"] != asked:  # the model asked for, not another one silently
+            raise UsageError(f"{option}: a checkpoint of model {config['name']}, not {asked}")
+        config = dict(config)
     else:
         config, state = {"name": name}, obj
     try:
@@ -288,6 +338,9 @@ def check_weights(name: str | None, weights: str | None, label: str | None = Non
                 f"{option}: {k} has shape {tuple(v.shape)}, model {config['name']} "
                 f"expects {tuple(shapes[k].shape)}"
             )
+    for k, v in state.items():  # a diverged training run saves NaN: it would blacken every image
+        if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise UsageError(f"{option}: {k} holds NaN or infinite values (diverged training?)")
     return obj, sha
 
 

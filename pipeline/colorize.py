@@ -294,22 +294,23 @@ def prepare(uri: str, data: bytes, cfg: ColorizeConfig, stem: str | None = None)
     out = output_uri(uri, cfg, stem=stem)
     img = decode_image(data, max_pixels=cfg.max_pixels)
     l_full = luminance(img.rgb)
-    hints = load_hints(uri, cfg, img.width, img.height)
+    # a model without hint input never reads a sidecar: a malformed one costs it no output
+    hints = load_hints(uri, cfg, img.width, img.height) if cfg.takes_hints else None
     if cfg.keep_original:
         ext = posixpath.splitext(uri)[1]
         write_bytes(output_uri(uri, cfg, "originals", ext, stem), data)
     l_render = model_input(cfg.pipeline, img.rgb, l_full, cfg.render_size)
     if cfg.takes_hints:  # always (S, S, 4), so batches stack
         l_render = with_hints(l_render, hints or no_hints(), img.width, img.height)
-    elif hints:
-        log.warning("%s: %d hints ignored: model %s takes no hints", uri, len(hints), cfg.model)
+    elif cfg.use_hints and exists(hints_uri(uri, cfg)):
+        log.warning("%s: hints sidecar ignored: model %s takes no hints", uri, cfg.model)
     return {
         "uri": uri,
         "output_uri": out,
         "stem": stem,
         "l_full": l_full if l_full.size <= CARRY_PIXELS else None,
         "l_render": l_render,
-        "hints": len(hints) if hints is not None and cfg.takes_hints else 0,
+        "hints": len(hints) if hints is not None else 0,
         "width": img.width,
         "height": img.height,
         "frames": img.n_frames,
@@ -361,6 +362,8 @@ def finish(
             finish({**item, "output_uri": sample_uri(item["output_uri"], i)}, ab, cfg, i)
             for i, ab in enumerate(ab_small)
         ]
+    if not np.isfinite(ab_small).all():  # NaN would turn the whole image black, L included
+        raise ImageError(schema.MODEL_FAILED, "the model predicted NaN or infinite colours")
     l_full = item["l_full"]
     if l_full is None:  # a big scan: decoded again rather than held in the batch (CARRY_PIXELS)
         l_full = luminance(decode_image(read_bytes(item["uri"]), max_pixels=cfg.max_pixels).rgb)
@@ -447,20 +450,21 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
     if not exists(inputs[0]) or is_dir(inputs[0]):
         raise checks.UsageError(f"{inputs[0]}: no such file")
     checks.check_output_file(out_file)
+    checks.check_no_overwrite([out_file], inputs)
+    fmt = checks.image_format(out_file, args.format)
     checkpoint = checks.check_weights(args.model, args.weights)  # read once, used thrice
     checks.check_device(args.device)
     cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".", checkpoint)
-    fmt = posixpath.splitext(out_file)[1].lower().lstrip(".") or cfg.fmt
-    cfg = ColorizeConfig(**{**cfg.__dict__, "fmt": "jpeg" if fmt == "jpg" else fmt})
+    cfg = ColorizeConfig(**{**cfg.__dict__, "fmt": fmt})
+    device = str(resolve_device(args.device))
     try:
         item = prepare(inputs[0], read_bytes(inputs[0]), cfg)
+        model, _ = load_model(cfg.model, cfg.weights, device, checkpoint=checkpoint)
+        item["output_uri"] = out_file
+        ab = predict_ab(model, item["l_render"][None], cfg.settings)[0]
+        rows = finish(item, ab, cfg)
     except ImageError as e:
         raise checks.JobFailed(f"{inputs[0]}: {e}") from None
-    device = str(resolve_device(args.device))
-    model, _ = load_model(cfg.model, cfg.weights, device, checkpoint=checkpoint)
-    item["output_uri"] = out_file
-    ab = predict_ab(model, item["l_render"][None], cfg.settings)[0]
-    rows = finish(item, ab, cfg)
     for row in rows if isinstance(rows, list) else [rows]:
         log.info(
             "wrote %s (%dx%d) in %.2f s",

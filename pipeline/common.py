@@ -189,7 +189,7 @@ def dead_letter_rows(failure, stage: str) -> list[dict]:
         {
             "uri": it[0]["uri"] if isinstance(it, tuple) else str(it),
             "stage": stage,
-            "outcome": "model_failed",
+            "outcome": schema.MODEL_FAILED,
             "reason": str(exc),
         }
         for it in items

@@ -141,6 +141,14 @@ class DecodeConfig:
     chroma_subsampling: str = "auto"  # JPEG/WebP chroma: auto | 444 | 420 (encode_image)
 
 
+def find_luminance_if_any(cbc_uri: str) -> str | None:
+    """find_luminance, or None where there is none (prepare then names the problem)."""
+    try:
+        return find_luminance(cbc_uri)
+    except ImageError:
+        return None
+
+
 def find_luminance(cbc_uri: str) -> str:
     """The luminance file paired with a .cbc (first existing candidate)."""
     stem = cbc_uri[: -len(CBC)] if cbc_uri.endswith(CBC) else cbc_uri
@@ -300,9 +308,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
 
 def decode_file(uri: str, out_file: str, args) -> dict:
     """Single-file mode (no Beam). A bad bitstream raises ImageError naming the file."""
-    ext = out_file.rsplit(".", 1)[-1].lower() if "." in out_file else args.format
-    fmt = "jpeg" if ext in ("jpg", "jpeg") else ext if ext in EXTENSIONS else args.format
-    cfg = config_from_args(args, ".", fmt)
+    cfg = config_from_args(args, ".", checks.image_format(out_file, args.format))
     item = prepare(uri, out_file, cfg, args.luminance)  # header checks before the model loads
     hyps = None  # a gray-mode stream needs no model
     if item["needs_model"]:
@@ -322,6 +328,9 @@ def decode_one(paths: list[str], out_file: str, args: argparse.Namespace) -> dic
     if args.luminance and (not exists(args.luminance) or is_dir(args.luminance)):
         raise checks.UsageError(f"--luminance {args.luminance}: no such file")
     checks.check_output_file(out_file)
+    checks.image_format(out_file, args.format)  # an extension no writer takes: UsageError
+    reads = [paths[0], args.luminance or find_luminance_if_any(paths[0])]
+    checks.check_no_overwrite([out_file], [r for r in reads if r])
     check_codec_weights(args.weights)
     checks.check_device(args.device)
     try:

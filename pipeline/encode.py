@@ -173,12 +173,7 @@ def input_bases(inputs: list[str], base: str | None) -> list[str]:
 def check_codec_weights(weights: str | None) -> None:
     """Fail fast (UsageError, one line naming the file) unless `weights` (default: the
     shipped ones) is a loadable checkpoint of the multihypothesis model."""
-    mc = describe(MODEL, weights, checkpoint=checks.check_weights(MODEL, weights))
-    if mc["name"] != MODEL:
-        raise checks.UsageError(
-            f"--weights {mc['weights']}: a checkpoint of model {mc['name']}; "
-            f"the codec needs model {MODEL}"
-        )
+    checks.check_weights(MODEL, weights)  # a checkpoint of another model is refused there
 
 
 def check_input_file(uri: str) -> None:
@@ -323,7 +318,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
 
 def encode_file(uri: str, out_file: str, args) -> dict:
     """Single-image mode (no Beam): write out_file (.cbc) and its luminance file beside it."""
-    stem = out_file[: -len(CBC)] if out_file.endswith(CBC) else posixpath.splitext(out_file)[0]
+    stem = out_file[: -len(CBC)]  # encode_one: out_file ends in .cbc
     cfg = config_from_args(args, posixpath.dirname(out_file) or ".")
     item = prepare(uri, read_bytes(uri), stem, cfg)  # a bad input fails before the model loads
     model, _ = load_model(cfg.model, cfg.weights, str(resolve_device(args.device)))
@@ -348,6 +343,10 @@ def encode_one(paths: list[str], out_file: str, args: argparse.Namespace) -> dic
         raise checks.UsageError("encode -o takes exactly one input image")
     check_input_file(paths[0])
     checks.check_output_file(out_file)
+    if not out_file.endswith(CBC):
+        raise checks.UsageError(f"-o {out_file}: a bitstream's name ends in {CBC}")
+    l_uri = out_file[: -len(CBC)] + SUFFIX + FORMATS[args.l_format]
+    checks.check_no_overwrite([out_file, l_uri], paths)
     check_codec_weights(args.weights)
     checks.check_device(args.device)
     try:

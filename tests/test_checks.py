@@ -118,6 +118,49 @@ def test_check_weights(tmp_path, tiny_ckpt):
         checks.check_weights("eccv16-small", str(tmp_path / "missing.pt"), "--model x")
 
 
+def test_check_weights_refuses_another_model_a_bad_config_and_nan(tmp_path, tiny_ckpt):
+    with pytest.raises(checks.UsageError, match=r"a checkpoint of model eccv16-small, not regr"):
+        checks.check_weights("regression", tiny_ckpt)  # asked for one model, given another
+    ck = torch.load(tiny_ckpt, weights_only=False)
+    torch.save({**ck, "config": "eccv16-small"}, tmp_path / "cfg.pt")
+    with pytest.raises(checks.UsageError, match="its config is not a dict naming the model"):
+        checks.check_weights(None, str(tmp_path / "cfg.pt"))
+    state = dict(ck["state_dict"])
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    torch.save({**ck, "state_dict": state}, tmp_path / "nan.pt")
+    with pytest.raises(checks.UsageError, match=rf"{key} holds NaN or infinite values"):
+        checks.check_weights("eccv16-small", str(tmp_path / "nan.pt"))
+
+
+def test_same_file(tmp_path):
+    a = tmp_path / "a.png"
+    a.write_bytes(b"x")
+    (tmp_path / "link.png").symlink_to(a)
+    (tmp_path / "sub").mkdir()
+    assert checks.same_file(str(a), str(tmp_path / "sub" / ".." / "a.png"))
+    assert checks.same_file(str(a), str(tmp_path / "link.png"))
+    assert not checks.same_file(str(a), str(tmp_path / "b.png"))
+    assert checks.same_file("memory://x/a.png", "memory://x/./a.png")
+    assert not checks.same_file("memory://x/a.png", str(a))
+
+
+def test_image_format_and_no_overwrite(tmp_path, caplog):
+    assert checks.image_format("a.webp", "png") == "webp"
+    assert checks.image_format("a.JPG", "png") == "jpeg"
+    assert checks.image_format("noext", "webp") == "webp"
+    with caplog.at_level("WARNING"):
+        assert checks.image_format("a.png", "jpeg") == "png"
+    assert "writing png as its extension says, not --format jpeg" in caplog.text
+    with pytest.raises(checks.UsageError, match=r"^-o a.tif: cannot write .tif images \(use"):
+        checks.image_format("a.tif", "png")
+    src = tmp_path / "in.png"
+    src.write_bytes(b"x")
+    checks.check_no_overwrite([str(tmp_path / "out.png")], [str(src)])
+    with pytest.raises(checks.UsageError, match=r"would overwrite the input .*in.png$"):
+        checks.check_no_overwrite([str(tmp_path / "o.cbc"), str(tmp_path / "in.png")], [str(src)])
+
+
 def test_check_device_and_stage_dir(tmp_path):
     checks.check_device("cpu")
     if not torch.cuda.is_available():

@@ -159,6 +159,31 @@ def test_output_is_a_file_or_not_writable(tmp_path, capsys, encoded):
         assert (code, _line(err)) == (2, f"output {tmp_path / 'in'} is a folder, not a file")
 
 
+def test_single_file_modes_never_overwrite_what_they_read(tmp_path, capsys, encoded):
+    """-o naming the input photo, the luminance file beside it, the .cbc itself or its
+    luminance file is refused (exit code 2), and so are names no writer takes; nothing is
+    written or changed."""
+    src = _photo(tmp_path / "photo.png")
+    lum = _photo(tmp_path / "holiday.l.jpg")  # a photo whose name is a luminance file's
+    cbc = tmp_path / "k.cbc"
+    cbc.write_bytes(encoded.read_bytes())
+    (tmp_path / "k.l.jpg").write_bytes((encoded.parent / "photo.l.jpg").read_bytes())
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    cases = [
+        (["encode", str(src), "-o", str(src)], f"-o {src}: a bitstream's name ends in .cbc"),
+        (["encode", str(lum), "-o", str(tmp_path / "holiday.cbc")],
+         f"writing {lum} would overwrite the input {lum}"),
+        (["decode", str(cbc), "-o", str(cbc)], f"-o {cbc}: cannot write .cbc images (use .png"),
+        (["decode", str(cbc), "-o", str(tmp_path / "k.l.jpg")],
+         f"writing {tmp_path / 'k.l.jpg'} would overwrite the input {tmp_path / 'k.l.jpg'}"),
+        (["decode", str(cbc), "-o", str(tmp_path / "k.tif")], f"-o {tmp_path / 'k.tif'}: cannot"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        code, err = _fail(argv, capsys)
+        assert code == 2 and _line(err).startswith(message), (argv, err)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 @pytest.mark.parametrize("case", ["missing", "text", "foreign", "other-model"])
 def test_bad_weights(case, tmp_path, capsys, encoded):
     import torch
@@ -178,8 +203,7 @@ def test_bad_weights(case, tmp_path, capsys, encoded):
         "text": f"--weights {path}: not a checkpoint (not a torch file: it starts with "
         "b'not weig'); expected a torch checkpoint",
         "foreign": f"--weights {path}: not a state dict of model multihypothesis: ",
-        "other-model": f"--weights {path}: a checkpoint of model eccv16-small; "
-        "the codec needs model multihypothesis",
+        "other-model": f"--weights {path}: a checkpoint of model eccv16-small, not multihypothesis",
     }[case]
     src = _photo(tmp_path / "in" / "p.png")
     for argv in (

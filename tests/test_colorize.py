@@ -17,7 +17,7 @@ from tests.helpers import encode, gray_photo, smooth_colour_field
 from transforms import schema
 from transforms.colour import lab_in_gamut, lab_to_rgb, rgb_to_lab
 from transforms.compose import GAMUT_STEPS, compose, fit_into_gamut, luminance
-from transforms.decode import decode_image
+from transforms.decode import ImageError, decode_image
 from transforms.fileio import read_table
 
 # relative path -> (width, height) of the colorized output
@@ -234,6 +234,32 @@ def test_single_image_mode(inputs, ckpt, tmp_path):
             ),
             [],
         )
+
+
+def test_single_image_mode_refuses_its_input_and_unknown_extensions(inputs, ckpt, tmp_path):
+    src = tmp_path / "photo.jpg"
+    src.write_bytes((inputs / "gray_a.jpg").read_bytes())
+    before = src.read_bytes()
+    for out in (src, tmp_path / "sub" / ".." / "photo.jpg"):
+        with pytest.raises(SystemExit, match="would overwrite the input"):
+            colorize.run(job_args(colorize, [str(src), "-o", str(out), "--weights", ckpt]), [])
+    assert src.read_bytes() == before
+    with pytest.raises(SystemExit, match=r"cannot write \.tif images \(use \.png, \.jpeg"):
+        colorize.run(
+            job_args(colorize, [str(src), "-o", str(tmp_path / "a.tif"), "--weights", ckpt]), []
+        )
+
+
+def test_non_finite_prediction_is_an_error_not_a_black_image(inputs, ckpt, tmp_path):
+    args = job_args(colorize, [str(inputs / "gray_a.jpg"), "-o", "x.png", "--weights", ckpt])
+    cfg = colorize.config_from_args(args, [str(inputs / "gray_a.jpg")], str(tmp_path))
+    item = colorize.prepare(str(inputs / "gray_a.jpg"), (inputs / "gray_a.jpg").read_bytes(), cfg)
+    ab = np.zeros((8, 8, 2), np.float32)
+    ab[3, 3, 0] = np.nan
+    with pytest.raises(ImageError, match="NaN or infinite") as e:
+        colorize.finish(item, ab, cfg)
+    assert e.value.outcome == schema.MODEL_FAILED
+    assert not list(tmp_path.glob("*.png"))
 
 
 def test_needs_an_output_folder(ckpt, inputs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -108,6 +109,28 @@ def test_cmyk_jpeg():
     # compare away from the JPEG block edges
     assert np.abs(d.rgb[5, 5].astype(int) - rgb[5, 5]).max() < 12
     assert np.abs(d.rgb.astype(int) - rgb).mean() < 10
+
+
+def _profile(space: bytes) -> bytes:
+    """Pillow's sRGB profile with its header's colour space set to `space` (a stand-in for a
+    CMYK or gray profile: only the header field matters here)."""
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[16:20] = space
+    return bytes(icc)
+
+
+def test_only_an_rgb_profile_travels_with_the_rgb_pixels():
+    rgb = Image.fromarray(_quadrants())
+    srgb = _profile(b"RGB ")
+    assert decode_image(encode(rgb, "PNG", icc_profile=srgb)).icc_profile == srgb
+    cmyk = encode(rgb.convert("CMYK"), "JPEG", quality=95, icc_profile=_profile(b"CMYK"))
+    assert Image.open(io.BytesIO(cmyk)).info["icc_profile"][16:20] == b"CMYK"
+    assert decode_image(cmyk).icc_profile is None  # converted to RGB: the profile is dropped
+    gray = encode(rgb.convert("L"), "PNG", icc_profile=_profile(b"GRAY"))
+    assert decode_image(gray).icc_profile is None
+    assert decode_image(encode(rgb, "PNG")).icc_profile is None
 
 
 def test_16_bit_grayscale_png():

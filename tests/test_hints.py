@@ -189,6 +189,23 @@ def test_colorize_no_hints_ignores_malformed_sidecars(tmp_path, guided_ckpt):
     assert (out / "img_00.png").exists()
 
 
+def test_model_without_hints_never_reads_sidecars(tmp_path, caplog):
+    """A stray or malformed sidecar costs a model that takes no hints no output (batch and -o):
+    the sidecar is ignored with a warning, not parsed."""
+    ckpt = tmp_path / "plain.pt"
+    write_tiny_checkpoint(ckpt, "eccv16-small")
+    src = tmp_path / "in"
+    (img,) = colour_images(src, 1, 24, 32)
+    (src / "img_00.hints.json").write_text('{"points": [[500, 5, 255, 0, 0]')  # broken JSON
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        _colorize([str(src / "*"), str(out), "--model", "eccv16-small", "--weights", str(ckpt)])
+        _colorize([str(img), "-o", str(tmp_path / "one.png"), "--weights", str(ckpt)])
+    assert (out / "img_00.png").exists() and (tmp_path / "one.png").exists()
+    assert not pq.read_table(out / "errors").num_rows
+    assert "hints sidecar ignored: model eccv16-small takes no hints" in caplog.text
+
+
 def test_colorize_single_image_hints_change_the_output(tmp_path, guided_ckpt):
     src = tmp_path / "in"
     (img,) = colour_images(src, 1, 24, 32)

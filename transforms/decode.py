@@ -47,6 +47,7 @@ class DecodedImage:
     rgb: (H, W, 3) uint8 sRGB after orientation (possibly draft-downscaled).
     width, height: the full size after EXIF orientation (not the draft size).
     mode: the source Pillow mode; grayscale_mode: the source has one channel.
+    icc_profile: the source's ICC profile if it is an RGB one (rgb_profile), else None.
     n_frames: frames in the file (animated GIF/WebP/PNG, multi-page TIFF); rgb is frame 0.
     """
 
@@ -138,6 +139,13 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def rgb_profile(icc: bytes | None) -> bytes | None:
+    """An ICC profile if it describes RGB data (its header's colour space, bytes 16-20, is
+    'RGB '), else None: the decoded pixels are RGB, so a CMYK, gray or Lab source's profile
+    does not describe them and must not travel to an output."""
+    return icc if icc and icc[16:20] == b"RGB " else None
+
+
 def decode_image(
     data: bytes, draft_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedImage:
@@ -169,7 +177,7 @@ def decode_image(
         height=height,
         mode=mode,
         grayscale_mode=mode in GRAYSCALE_MODES,
-        icc_profile=info.get("icc_profile"),
+        icc_profile=rgb_profile(info.get("icc_profile")),
         exif=info.get("exif"),
         n_frames=n_frames,
     )

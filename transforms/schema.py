@@ -158,3 +158,4 @@ BAD_HINTS = "bad_hints"  # a malformed hints sidecar (colorize): an error row fo
 ENCODED = "encoded"  # encode: bitstream + luminance file written
 DECODED = "decoded"  # decode: colour image written
 BAD_BITSTREAM = "bad_bitstream"  # decode: truncated / corrupted / wrong version or model
+MODEL_FAILED = "model_failed"  # the model raised, or predicted non-finite colours, on the input
