@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import fsspec
 
-from transforms.fileio import expand_glob, join
+from transforms import naming
+from transforms.fileio import expand_glob, join, read_json
 
 if TYPE_CHECKING:  # models imports torch: a check must not
     from models.registry import Checkpoint
@@ -175,20 +176,31 @@ def add_allow_empty(p: argparse.ArgumentParser) -> None:
 # --- checks run on the driver before the pipeline starts ---------------------------------------
 
 
-def match_inputs(patterns: Iterable[str], allow_empty: bool = False) -> tuple[list[str], int]:
-    """Expand the input globs on the driver: (patterns that match a file, number of files).
+def match_inputs(
+    patterns: Iterable[str], allow_empty: bool = False, exclude: str | None = None
+) -> tuple[list[str], int]:
+    """Expand the input globs on the driver: (patterns that match a file, number of files),
+    files inside `exclude` (the job's output folder, whose files are never inputs) left out.
 
-    No file at all -> UsageError naming the patterns (unless allow_empty); a pattern that
-    matches nothing while others do is logged and dropped.
+    No file at all -> UsageError naming the patterns (unless allow_empty), and always when
+    every file matched lies inside `exclude`; a pattern that matches nothing while others do
+    is logged and dropped.
     """
     patterns = list(patterns)
-    counts = {}
+    counts, inside = {}, 0
     for pat in patterns:
         try:
-            counts[pat] = len(expand_glob(pat))
+            files = expand_glob(pat)
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot list {pat}: {e}") from None
+        ours = sum(naming.is_under(f, exclude) for f in files) if exclude else 0
+        counts[pat], inside = len(files) - ours, inside + ours
     total = sum(counts.values())
+    if total == 0 and inside:
+        raise UsageError(
+            f"all {inside} files matched are inside the output folder {exclude}, whose files "
+            "are never inputs: write the outputs to another folder"
+        )
     if total == 0 and not allow_empty:
         shown = " ".join(repr(p) for p in patterns)
         raise UsageError(f"no input matches {shown} (pass --allow-empty to accept that)")
@@ -286,6 +298,20 @@ def check_no_overwrite(outputs: Iterable[str], inputs: Iterable[str]) -> None:
         for src in inputs:
             if same_file(out, src):
                 raise UsageError(f"writing {out} would overwrite the input {src}")
+
+
+def check_job_folder(output: str, job: str) -> None:
+    """UsageError if `output` holds another job's finished run (its stats.json names another
+    job): a rerun rebuilds the folder's tables, which would lose that job's."""
+    try:
+        other = read_json(join(output, "stats.json")).get("job")
+    except (FileNotFoundError, ValueError, OSError, AttributeError):
+        return
+    if other and other != job:
+        raise UsageError(
+            f"output {output} holds the results of a {other} run: write the {job} outputs "
+            "to another folder"
+        )
 
 
 def check_weights(name: str | None, weights: str | None, label: str | None = None) -> Checkpoint:

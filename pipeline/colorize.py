@@ -492,7 +492,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         raise checks.UsageError("colorize needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE)")
     inputs, output = args.paths[:-1], args.paths[-1]
     # fail fast, before any worker starts
-    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
+    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False), output)
     checks.check_output_dir(output)
     checkpoint = checks.check_weights(args.model, args.weights)
     checks.check_device(args.device)
@@ -520,6 +520,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.COLORIZE_SCHEMA,
+        lambda p: build(p, cfg, inputs, args, threads), schema.COLORIZE_SCHEMA, schema.COLORIZED,
     )  # fmt: skip
     log.info("colorized into %s", output)

@@ -102,7 +102,7 @@ def build(
         "inputs": inputs,
         "format": cfg.fmt,
     }
-    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    acc = accounting_inputs(prep, done, failed=[model_errors])
     acc[RESUMED] = split[RESUMED] | "ResumedOutcome" >> beam.Map(lambda _: schema.COLORIZED)
     # progress: one tick per input done (an outcome, a resumed output or a model failure)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)

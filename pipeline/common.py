@@ -190,10 +190,24 @@ def dead_letter_rows(failure, stage: str) -> list[dict]:
             "uri": it[0]["uri"] if isinstance(it, tuple) else str(it),
             "stage": stage,
             "outcome": schema.MODEL_FAILED,
-            "reason": str(exc),
+            "reason": failure_reason(exc),
         }
         for it in items
     ]
+
+
+def failure_reason(exc, limit: int = 500) -> str:
+    """One line for a dead-lettered exception: Beam gives `(type, repr, traceback lines)`,
+    whose last traceback line is 'Kind: message' (the traceback itself goes to the log)."""
+    if isinstance(exc, tuple) and len(exc) == 3:
+        kind, text, tb = exc
+        log.warning("model failure: %s", "".join(tb) if isinstance(tb, list) else text)
+        name = getattr(kind, "__name__", kind)
+        text = tb[-1] if isinstance(tb, list) and tb else f"{name}: {text}"
+    else:
+        text = str(exc)
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def safe_apply(pcoll, fn, job: str, label: str, batch: bool = False, **kwargs):
@@ -239,16 +253,21 @@ def infer_and_finish(prep_rows, handler, finish: Callable, job: str, label: str,
     return done, model_errors
 
 
-def run_file_job(job: str, output: str, options, total: int, build: Callable, results_schema):
+def run_file_job(
+    job: str, output: str, options, total: int, build: Callable, results_schema, success: str
+):
     """Run a per-file job (colorize, encode, decode) into `output` under its lock: temporary
     files of a killed run removed, the tables and stats.json rebuilt (no stats.json = an
-    unfinished run), a progress line on local runners, `build(pipeline)` adds the graph; with
-    no input (--allow-empty) an empty results table, so readers always find one."""
+    unfinished run; a folder holding another job's stats.json is refused), a progress line on
+    local runners, `build(pipeline)` adds the graph; with no input (--allow-empty) an empty
+    results table, so readers always find one. JobFailed (exit code 1) when inputs were
+    there but none came out `success`."""
     from pipeline import checks, progress
     from pipeline.locking import output_lock
     from pipeline.options import is_local, log_counters
-    from transforms.fileio import clear_dirs, remove_partials
+    from transforms.fileio import clear_dirs, read_json, remove_partials
 
+    checks.check_job_folder(output, job)
     with output_lock(output, job):
         remove_partials(output)
         clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
@@ -258,14 +277,30 @@ def run_file_job(job: str, output: str, options, total: int, build: Callable, re
         if not total:
             checks.write_empty_table(join(output, "results"), results_schema)
     log_counters(p.result, job)
+    outcomes = read_json(join(output, "stats.json"))["outcomes"] if total else {}
+    if total and not outcomes.get(success):
+        counts = ", ".join(f"{n} {o}" for o, n in outcomes.items())
+        raise checks.JobFailed(
+            f"no input was {success} ({counts}): the reasons are in {join(output, 'errors')}"
+        )
 
 
-def accounting_inputs(*outputs, extra_errors=()) -> dict:
-    """The tagged outputs of one or more SafeApply steps (plus extra error-row PCollections),
-    flattened per tag, as the dict WriteAccounting takes."""
+def accounting_inputs(*outputs, extra_errors=(), failed=()) -> dict:
+    """The tagged outputs of one or more SafeApply steps, flattened per tag, as the dict
+    WriteAccounting takes; `extra_errors`: more error rows (of inputs already counted),
+    `failed`: error rows of inputs no step counted (the model's failed batches), each also
+    counted under its outcome."""
     merged = {}
+    extra = {
+        OUTCOMES: [
+            f | f"FailedOutcome{i}" >> beam.Map(lambda row: row["outcome"])
+            for i, f in enumerate(failed)
+        ],
+        ERRORS: [*extra_errors, *failed],
+        FILTERED: [],
+    }
     for tag in (OUTCOMES, ERRORS, FILTERED):
-        parts = [o[tag] for o in outputs] + (list(extra_errors) if tag == ERRORS else [])
+        parts = [o[tag] for o in outputs] + extra[tag]
         merged[tag] = parts[0] if len(parts) == 1 else parts | f"Merge{tag}" >> beam.Flatten()
     return merged
 

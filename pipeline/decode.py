@@ -292,7 +292,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
     _ = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
     )
-    acc = accounting_inputs(prep, done, done_gray, extra_errors=[model_errors])
+    acc = accounting_inputs(prep, done, done_gray, failed=[model_errors])
     # progress: one tick per input done (rejected, decoded, failed decoding, or in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], done_gray[OUTCOMES], model_errors)
     settings = {
@@ -350,7 +350,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     inputs, output = args.paths[:-1], args.paths[-1]
     # fail fast, before any worker starts
     patterns = {cbc_pattern(i): i for i in inputs}
-    matched, total = checks.match_inputs(patterns, getattr(args, "allow_empty", False))
+    matched, total = checks.match_inputs(patterns, getattr(args, "allow_empty", False), output)
     inputs = [patterns[m] for m in matched]
     check_codec_weights(args.weights)
     checks.check_device(args.device)
@@ -360,6 +360,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.DECODE_SCHEMA,
+        lambda p: build(p, cfg, inputs, args, threads), schema.DECODE_SCHEMA, schema.DECODED,
     )  # fmt: skip
     log.info("decoded into %s", output)

@@ -308,7 +308,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
         join(cfg.output, "results"), "part", schema.ENCODE_SCHEMA, 10000
     )
     settings = {k: v for k, v in cfg.__dict__.items() if k != "output"}
-    acc = accounting_inputs(prep, done, extra_errors=[model_errors])
+    acc = accounting_inputs(prep, done, failed=[model_errors])
     # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(
@@ -367,7 +367,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         )
     inputs, output = args.paths[:-1], args.paths[-1]
     # fail fast, before any worker starts
-    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False))
+    inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False), output)
     check_codec_weights(args.weights)
     checks.check_device(args.device)
     checks.check_output_dir(output)  # makes the folder: the last check
@@ -377,6 +377,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.ENCODE_SCHEMA,
+        lambda p: build(p, cfg, inputs, args, threads), schema.ENCODE_SCHEMA, schema.ENCODED,
     )  # fmt: skip
     log.info("encoded into %s", output)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline import colorize
+from pipeline import checks, colorize
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
 from tests.helpers import encode, gray_photo, smooth_colour_field
 from transforms import schema
@@ -260,6 +260,46 @@ def test_non_finite_prediction_is_an_error_not_a_black_image(inputs, ckpt, tmp_p
         colorize.finish(item, ab, cfg)
     assert e.value.outcome == schema.MODEL_FAILED
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_run_where_nothing_comes_out_fails_with_its_reasons(inputs, ckpt, tmp_path):
+    with pytest.raises(checks.JobFailed, match=r"^no input was colorized \(1 empty, 1 trunc"):
+        _run(inputs / "bad", tmp_path / "out", ckpt)
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["total"] == 3 and "colorized" not in stats["outcomes"]
+    assert read_table(str(tmp_path / "out" / "errors")).num_rows == 3
+
+
+def test_model_failures_are_counted_with_a_one_line_reason(inputs, ckpt, tmp_path, monkeypatch):
+    from models.handler import ColorizerHandler
+
+    def boom(self, batch, model, inference_args=None):
+        raise RuntimeError("boom\non two lines")
+
+    monkeypatch.setattr(ColorizerHandler, "run_inference", boom)
+    message = r"no input was colorized \(1 empty, 7 model_failed, 1 trun"
+    with pytest.raises(checks.JobFailed, match=message):
+        _run(inputs, tmp_path / "out", ckpt)  # 7 good inputs fail in the model, 3 bad in decode
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["total"] == len(GOOD) + len(BAD)
+    assert stats["outcomes"]["model_failed"] == len(GOOD)
+    rows = [r for r in read_table(str(tmp_path / "out" / "errors")).to_pylist()]
+    failed = [r for r in rows if r["outcome"] == "model_failed"]
+    assert len(failed) == len(GOOD)
+    assert {r["reason"] for r in failed} == {"RuntimeError: boom on two lines"}
+
+
+def test_inputs_inside_the_output_or_another_jobs_folder_are_refused(inputs, ckpt, tmp_path):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "a.jpg").write_bytes((inputs / "gray_a.jpg").read_bytes())
+    with pytest.raises(SystemExit, match="all 1 files matched are inside the output folder"):
+        _run(out, out, ckpt)
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "stats.json").write_text('{"job": "encode", "total": 1}')
+    with pytest.raises(SystemExit, match=r"holds the results of a encode run"):
+        _run(out, tmp_path / "enc", ckpt)
+    assert json.loads((tmp_path / "enc" / "stats.json").read_text())["job"] == "encode"
 
 
 def test_needs_an_output_folder(ckpt, inputs):
