@@ -123,7 +123,16 @@ probability = number_in(0.0, 1.0)
 quality = number_in(1, 100, integer=True)
 temperature = number_in(0.0, lo_open=True)
 strength = number_in(0.0)
-render_size = number_in(16, 4096, integer=True, multiple_of=8)
+RENDER_SIZES = (16, 4096, 8)  # the model input sizes the jobs take: least, most, multiple of
+render_size = number_in(*RENDER_SIZES[:2], integer=True, multiple_of=RENDER_SIZES[2])
+
+
+def is_render_size(size: int) -> bool:
+    """Whether `size` is a model input size the jobs take (RENDER_SIZES)."""
+    low, high, multiple = RENDER_SIZES
+    return low <= size <= high and size % multiple == 0
+
+
 crop_size = number_in(8, 4096, integer=True)
 model_width = number_in(0.0, 4.0, lo_open=True)
 hypotheses = number_in(1, 64, integer=True)

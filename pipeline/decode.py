@@ -166,9 +166,18 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
     data = read_bytes(uri)
     try:
         header = colourcodec.read_header(data, uri)
-        check_model(header, uri, cfg.model, cfg.weights_sha256)
+        needs_model = colourcodec.needs_hypotheses(data, uri)  # gray mode: any weights do
+        if needs_model:
+            check_model(header, uri, cfg.model, cfg.weights_sha256)
     except BitstreamError as e:
         raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
+    render = header.hyp_height * STRIDE
+    if needs_model and (header.hyp_height != header.hyp_width or not checks.is_render_size(render)):
+        raise ImageError(
+            schema.BAD_BITSTREAM,
+            f"{uri}: invalid header: a {header.hyp_height}x{header.hyp_width} hypothesis map "
+            "is none the model makes",
+        )
     l_uri = luminance_uri or find_luminance(uri)
     try:
         l = decode_luminance(read_bytes(l_uri), cfg.max_pixels)
@@ -180,9 +189,6 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
             f"{uri}: luminance {l_uri} is {l.shape[1]}x{l.shape[0]}, "
             f"the bitstream codes {header.width}x{header.height}",
         )
-    if header.hyp_height != header.hyp_width:  # (0 x 0 in a model-free stream)
-        raise ImageError(schema.BAD_BITSTREAM, f"{uri}: non-square hypothesis map")
-    needs_model = colourcodec.needs_hypotheses(data, uri)
     return {
         "uri": uri,
         "luminance_uri": l_uri,
@@ -191,7 +197,7 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
         "quality": header.quality,
         "needs_model": needs_model,  # gray mode: decoded without the model
         "l": l,
-        "l_render": render_l(l, header.hyp_height * STRIDE) if needs_model else None,
+        "l_render": render_l(l, render) if needs_model else None,
         "t0": t0,
     }
 
@@ -347,6 +353,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         return
     if len(args.paths) < 2:
         raise checks.UsageError("decode needs IN OUTPUT_DIR (or a .cbc file and -o FILE)")
+    if args.luminance:
+        raise checks.UsageError(
+            "--luminance names the luminance file of one .cbc: use it with -o (a batch "
+            "finds each .cbc's own beside it)"
+        )
     inputs, output = args.paths[:-1], args.paths[-1]
     # fail fast, before any worker starts
     patterns = {cbc_pattern(i): i for i in inputs}

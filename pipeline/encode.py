@@ -58,6 +58,7 @@ from transforms.fileio import (
     is_dir,
     join,
     read_bytes,
+    remove,
     write_bytes,
 )
 from transforms.luminance import FORMATS, SUFFIX, decode_luminance, encode_luminance
@@ -213,6 +214,17 @@ def prepare(uri: str, data: bytes, stem_uri: str, cfg: EncodeConfig) -> dict:
     }
 
 
+def remove_stale_luminance(cbc_uri: str, l_uri: str) -> None:
+    """Remove the luminance file an earlier run wrote beside this .cbc in the other format
+    (`<stem>.l.png` after a run with --l-format jpeg, and back): decode takes the first it
+    finds (luminance_candidates), which must be the one this bitstream was coded against."""
+    stem = cbc_uri[: -len(CBC)]
+    for ext in FORMATS.values():
+        other = stem + SUFFIX + ext
+        if other != l_uri and exists(other):
+            remove(other)
+
+
 def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
     """Code the colours, write the luminance file and the .cbc, decode it back and score the
     round trip."""
@@ -231,6 +243,7 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
         raise ImageError("codec_failed", f"{item['uri']}: {e}") from e
     write_bytes(item["luminance_uri"], item["luminance_data"])  # each atomic
     write_bytes(item["bitstream_uri"], data)
+    remove_stale_luminance(item["bitstream_uri"], item["luminance_uri"])
     ab = colourcodec.decode(data, hyps, guide=item["guide"])
     rgb = colourcodec.reconstruct_rgb(item["l"], ab)
     height, width = rgb.shape[:2]
@@ -246,7 +259,7 @@ def finish(item: dict, hyps: np.ndarray, cfg: EncodeConfig) -> dict:
         "colour_bytes": len(data),
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
-        "quality": cfg.quality,
+        "quality": colourcodec.read_header(data).quality,  # under --max-bytes: the one used
         "max_bytes": cfg.max_bytes or 0,
         "region": cfg.region,
         "l_format": cfg.l_format,

@@ -125,6 +125,17 @@ def test_invalid_fields_rejected():
     assert _reason(zero) == "invalid header"
 
 
+def test_cells_larger_than_any_encoder_writes_are_refused():
+    """A crafted header (valid CRC) must not make the decoder allocate cell^2 values."""
+    for field, what in (("cell", "region cell"), ("refine_cell", "refinement cell")):
+        with pytest.raises(BitstreamError, match=f"{what} 150000 larger than the 767x513 image"):
+            unpack(pack(replace(HEADER, **{field: 150_000}), PAYLOAD))
+    longest = 2 * max(HEADER.width, HEADER.height)
+    assert unpack(pack(replace(HEADER, cell=longest), PAYLOAD))[0].cell == longest
+    tiny = replace(HEADER, width=1, height=1, refine_cell=128)  # the quality table's cells
+    assert unpack(pack(tiny, PAYLOAD))[0] == tiny
+
+
 def test_large_sizes_use_varints():
     big = Header("m", HEADER.weights_hash, 100_000, 3, 1, 1, 1, 4096)
     assert unpack(pack(big, b"ab"))[0] == big

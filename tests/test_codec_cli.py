@@ -159,6 +159,12 @@ def test_output_is_a_file_or_not_writable(tmp_path, capsys, encoded):
         assert (code, _line(err)) == (2, f"output {tmp_path / 'in'} is a folder, not a file")
 
 
+def test_batch_decode_refuses_luminance(tmp_path, capsys, encoded):
+    argv = ["decode", str(encoded.parent), str(tmp_path / "o"), "--luminance", "x.png"]
+    code, err = _fail(argv, capsys)
+    assert code == 2 and _line(err).startswith("--luminance names the luminance file of one")
+
+
 def test_single_file_modes_never_overwrite_what_they_read(tmp_path, capsys, encoded):
     """-o naming the input photo, the luminance file beside it, the .cbc itself or its
     luminance file is refused (exit code 2), and so are names no writer takes; nothing is

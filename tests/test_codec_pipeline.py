@@ -147,6 +147,47 @@ def test_bad_bitstreams_name_the_file_and_write_nothing(tmp_path, weights):
         _decode(tmp_path / "p.cbc", tmp_path / "x.png", weights)
 
 
+def test_rerun_in_the_other_luminance_format_leaves_one_luminance_file(tmp_path, weights):
+    src = _photo(tmp_path / "p.png", 30, 44, seed=5)
+    _encode(src, tmp_path / "o" / "p.cbc", weights)
+    row = _encode(src, tmp_path / "o" / "p.cbc", weights, "--l-format", "png")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["p.cbc", "p.l.png"]
+    assert decode.find_luminance(str(tmp_path / "o" / "p.cbc")) == row["luminance_uri"]
+    capped = _encode(src, tmp_path / "c.cbc", weights, "--quality", "90", "--max-bytes", "60")
+    coded = colourcodec.read_header((tmp_path / "c.cbc").read_bytes()).quality
+    assert capped["quality"] == coded < 90  # the quality used, not the one asked for
+
+
+def test_crafted_hypothesis_maps_and_gray_streams_of_other_weights(tmp_path, weights):
+    """A header with a valid CRC but a hypothesis map no model makes is a bad bitstream (not
+    a crash in the model); a version-2 gray-mode stream names its model yet needs none."""
+    from dataclasses import replace
+
+    from transforms import bitstream
+
+    src = _photo(tmp_path / "in" / "p.png", 40, 40, seed=4)
+    _encode(src, tmp_path / "p.cbc", weights)
+    lab = rgb_to_lab(np.asarray(Image.open(src).convert("RGB")))
+    hyps = np.stack([lab[::5, ::5, 1:] + d for d in (0.0, 20.0, -20.0)])
+    sha = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    good = colourcodec.encode(lab[..., 1:], hyps, "multihypothesis", sha, quality=0)
+    header, payload = bitstream.unpack(good)
+    for hyp in (33, 20000):
+        crafted = bitstream.pack(replace(header, hyp_height=hyp, hyp_width=hyp), payload)
+        (tmp_path / f"h{hyp}.cbc").write_bytes(crafted)
+        shutil.copy(tmp_path / "p.l.jpg", tmp_path / f"h{hyp}.l.jpg")
+        with pytest.raises(ImageError, match=f"a {hyp}x{hyp} hypothesis map is none the model"):
+            _decode(tmp_path / f"h{hyp}.cbc", tmp_path / f"h{hyp}.png", weights)
+    v2 = tmp_path / "v2.cbc"
+    v2.write_bytes((Path(__file__).parent / "data" / "v2_gray_q95.cbc").read_bytes())
+    v2_header = colourcodec.read_header(v2.read_bytes())
+    assert not v2_header.model_free and v2_header.weights_hash != bitstream.weights_hash(sha)
+    gray = np.full((v2_header.height, v2_header.width), 128, np.uint8)
+    Image.fromarray(gray, "L").save(tmp_path / "v2.l.png")
+    out = _decode(v2, tmp_path / "v2.png", weights)
+    assert out.shape == (v2_header.height, v2_header.width, 3)
+
+
 def test_decode_with_the_users_own_grayscale_file(tmp_path, weights):
     src = _photo(tmp_path / "p.png", 30, 44, seed=5)
     _encode(src, tmp_path / "p.cbc", weights, "--l-format", "png")

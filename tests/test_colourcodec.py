@@ -103,8 +103,35 @@ def test_max_bytes_respected():
         assert quality >= last_quality
         last_quality = quality
     assert cc.read_header(cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=full)).quality == 100
-    with pytest.raises(cc.CodecError):
-        cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=20)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cc, "_MODES", (cc.MODE_GRAY,))
+        plain = cc.encode(ab, hyps, "m", SHA, quality=0)  # model-free, all gray: the smallest
+    assert cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=len(plain)) == plain
+    with pytest.raises(cc.CodecError, match=r"no bitstream fits in 10 bytes \(smallest \d+\)"):
+        cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=10)
+
+
+def test_a_region_cell_larger_than_the_image_is_the_image():
+    ab = _truth(40, 30)
+    data = cc.encode(ab, _hyps(ab), "m", SHA, quality=0, cell=100_000)
+    assert cc.read_header(data).cell == 40
+    assert cc.decode(data, _hyps(ab)).shape == (40, 30, 2)
+
+
+def test_max_bytes_keeps_the_streams_that_fit(monkeypatch):
+    """Under a budget between the gray-base and the index-layer streams' sizes, the search
+    finds the gray-base stream of the highest quality that fits (it once threw those away
+    whenever the index stream was cheaper in D + lambda R but over the budget)."""
+    ab = _truth(120, 90, seed=2)
+    hyps = _hyps(ab)
+    indexed = cc.encode(ab, hyps, "m", SHA, quality=1)
+    for budget in (len(indexed) - 1, len(indexed) - 10):
+        got = cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=budget)
+        with monkeypatch.context() as m:
+            m.setattr(cc, "_MODES", (cc.MODE_GRAY,))
+            gray_only = cc.encode(ab, hyps, "m", SHA, quality=100, max_bytes=budget)
+        assert len(got) <= budget
+        assert cc.read_header(got).quality >= cc.read_header(gray_only).quality > 0, budget
 
 
 def test_single_hypothesis_and_errors():

@@ -52,6 +52,10 @@ LAYOUTS = {0: "grid"}
 FILTERS = {0: "bilinear", 1: "luma-guided"}
 _LAYOUT_CODES = {v: k for k, v in LAYOUTS.items()}
 _MAX_VARINT_BYTES = 5
+# region / refinement cells an encoder writes are at most twice the image's longest side
+# (colourcodec's search doubles the cell while it is below that side) or this, whichever is
+# more (the quality table's refinement cells reach 128 on any image, however small)
+MAX_CELL = 256
 
 
 class BitstreamError(ValueError):
@@ -257,6 +261,10 @@ def unpack(
         problems.append("refinement step 0")
     if refine_filter not in FILTERS:
         problems.append(f"unknown refinement filter {refine_filter}")
+    longest = max(2 * max(width, height), MAX_CELL)  # what an encoder writes, at most
+    for what, size in (("region cell", cell), ("refinement cell", refine_cell)):
+        if size > longest:  # would make the decoder allocate size^2 values
+            problems.append(f"{what} {size} larger than the {width}x{height} image allows")
     if problems:
         raise BitstreamError(name, "invalid header", ", ".join(problems))
     header = Header(

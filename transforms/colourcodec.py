@@ -421,8 +421,9 @@ def _encode_once(
     whash: bytes,
     limit: int | None = None,
 ) -> bytes:
-    """One bitstream at these settings; with `limit`, raises _TooLong early once the payload
-    alone passes it."""
+    """One bitstream at these settings: of the modes' trials, the one of least D + lambda R
+    among those within `limit` bytes (all of them when none is); with `limit`, a trial is
+    abandoned (_TooLong if all are) once its payload alone passes it."""
     limit = limit if limit is not None else 1 << 62
     trials = []
     for mode in _MODES:
@@ -453,7 +454,8 @@ def _encode_once(
         trials.append((cost, mode, data))
     if not trials:
         raise _TooLong
-    return min(trials)[2]
+    fitting = [t for t in trials if len(t[2]) <= limit]  # a budget is met where it can be
+    return min(fitting or trials)[2]
 
 
 def _header(
@@ -506,6 +508,7 @@ def encode(
         raise CodecError(f"ab must be (H, W, 2), got {ab_true.shape}")
     if cell < 1:
         raise CodecError(f"cell size {cell} < 1")
+    cell = min(cell, max(ab_true.shape[:2]))  # a cell larger than the image is the image
     q_hyps = quantize_hypotheses(hyps)
     if q_hyps.shape[0] > 255:
         raise CodecError(f"K = {q_hyps.shape[0]} > 255")
@@ -523,7 +526,7 @@ def encode(
     if data is not None and (max_bytes is None or len(data) <= max_bytes):
         return data
     lo, hi = 0, quality  # invariant: hi does not fit
-    best = at(0, None)
+    best = at(0) or at(0, None)
     if len(best) > max_bytes:
         c = cell
         while len(best) > max_bytes and c < max(an.height, an.width):
@@ -618,16 +621,10 @@ def decode(
     stream ignores them); `guide` (the
     luminance file's gray levels, `guide_from_l`) is needed by a luma-guided stream. Raises
     bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a model id /
-    weights hash that differ from the header's, and CodecError when the hypotheses are missing
-    or do not have the header's shape.
+    weights hash that differ from the header's of a stream that needs the model (index
+    layer), and CodecError when the hypotheses are missing or do not have the header's shape.
     """
-    header, payload = bitstream.unpack(data, name, model_id, weights_sha256)
-    expected = (header.k, header.hyp_height, header.hyp_width, 2)
-    q_hyps = None
-    if hyps is not None and not header.model_free:
-        q_hyps = quantize_hypotheses(hyps)
-        if q_hyps.shape != expected:
-            raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
+    header, payload = bitstream.unpack(data, name)
     h, w = header.height, header.width
     layout = GridLayout(h, w, header.cell)
     dec = RangeDecoder(payload)
@@ -636,6 +633,13 @@ def decode(
             raise bitstream.BitstreamError(
                 name, "invalid payload", "index layer in a model-free stream"
             )
+        # only the index layer depends on the model: a gray-mode stream (a version-2 one
+        # names its model) decodes with any weights
+        bitstream.check_model(header, name, model_id, weights_sha256)
+        expected = (header.k, header.hyp_height, header.hyp_width, 2)
+        q_hyps = None if hyps is None else quantize_hypotheses(hyps)
+        if q_hyps is not None and q_hyps.shape != expected:
+            raise CodecError(f"{name}: hypotheses {q_hyps.shape}, bitstream expects {expected}")
         if q_hyps is None:
             raise CodecError(f"{name}: this bitstream needs the model's hypotheses")
         idx = _decode_indices(dec, layout, header.k + 1)

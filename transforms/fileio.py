@@ -182,6 +182,12 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
+def remove(uri: str) -> None:
+    """Delete the file at an fsspec URL."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    fs.rm_file(path)
+
+
 def clear_dirs(base: str, names: list[str]) -> None:
     """Delete the given subfolders of base (a job's previous tables), so a re-run into the
     same output does not mix old and new Parquet parts."""

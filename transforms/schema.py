@@ -105,9 +105,10 @@ METRICS_SCHEMA = pa.schema(
 HINT_METRICS_SCHEMA = METRICS_SCHEMA.append(pa.field("points", pa.int32()))
 
 # encode (the colour codec): one row per encoded image. luminance_bytes / colour_bytes are the
-# sizes of <stem>.l.jpg|png and <stem>.cbc; quality / max_bytes (0: none) / region / l_format
-# / l_quality the settings; ciede2000 (mean over pixels) and psnr (RGB, dB) score the decoded
-# round trip (luminance file + bitstream) against the input.
+# sizes of <stem>.l.jpg|png and <stem>.cbc; quality the one coded (below --quality when
+# --max-bytes asked for less); max_bytes (0: none) / region / l_format / l_quality the
+# settings; ciede2000 (mean over pixels) and psnr (RGB, dB) score the decoded round trip
+# (luminance file + bitstream) against the input.
 ENCODE_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
