@@ -69,6 +69,15 @@ def count_rows(files: list[str], split: str) -> int:
     return n
 
 
+def staged_size(files: list[str]) -> int:
+    """The smallest crop side (the `size` column) in the shards (0 without rows)."""
+    sizes = []
+    for f in files:
+        with fsspec.open(f, "rb") as fh:
+            sizes += pq.read_table(fh, columns=["size"]).column("size").to_pylist()
+    return min(sizes, default=0)
+
+
 def augment(l: np.ndarray, ab: np.ndarray, crop: int, rng: random.Random):
     """Random crop to crop x crop and random horizontal flip."""
     size = l.shape[0]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.base import DEFAULT_TEMPERATURE, ClassificationColorizer, normalize_l
 from models.card import write_card
-from models.data import ShardStream, check_space, count_rows, shard_files
+from models.data import ShardStream, check_space, count_rows, shard_files, staged_size
 from models.guided import HintLoss, hint_tensors
 from models.losses import (
     ClassificationLoss,
@@ -41,6 +41,7 @@ from transforms.fileio import join, read_bytes, read_json
 from transforms.metrics import auc as auc_metric
 
 log = logging.getLogger(__name__)
+JOB = "train"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -269,22 +270,73 @@ def _priors_hash(stage_dir: str) -> str:
 
 
 def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
-    """Train to completion (or the time budget); returns the final metrics."""
+    """Train to completion (or the time budget) holding the output folder's lock (one run
+    per folder, as the other jobs); returns the final metrics."""
+    from pipeline.locking import output_lock
+
     if beam_args:
         raise checks.UsageError(f"train runs without Beam: unrecognised {' '.join(beam_args)}")
-    checks.check_stage_dir(args.stage_dir)  # fail fast: inputs, output, device, --init
-    checks.check_output_dir(args.output)
+    checks.check_stage_dir(args.stage_dir)  # fail fast: inputs, device, --init, output
     checks.check_device(args.device)
     if args.init:
         checks.check_checkpoint_file(args.init, f"--init {args.init}")
+    files = shard_files(args.stage_dir)
+    n_train, n_val = count_rows(files, "train"), count_rows(files, "val")
+    check_rows(args, files, n_train)
+    check_run_folder(Path(args.output), args.resume)
+    checks.check_output_dir(args.output)  # makes the folder: the last check
+    with output_lock(args.output, JOB):
+        return _train(args, files, n_train, n_val)
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """UsageError if `out` holds a trained model and --resume was not given (a new run
+    would replace it); a warning if --resume finds no checkpoint (a run from scratch)."""
+    held = [n for n in ("checkpoint.pt", "model.pt") if (out / n).exists()]
+    if held and not resume:
+        raise checks.UsageError(
+            f"output {out} holds a trained model ({', '.join(held)}): pass --resume to "
+            "continue it, or write to another folder"
+        )
+    if resume and not (out / "checkpoint.pt").exists():
+        log.warning("--resume: no checkpoint.pt in %s: training from scratch", out)
+
+
+def check_rows(args: argparse.Namespace, files: list[str], n_train: int) -> None:
+    """UsageError unless the shards hold train rows and --crop fits in their crops."""
+    if not n_train:
+        raise checks.UsageError(
+            f"{args.stage_dir}: no train rows (all in the val split): restage with a lower "
+            "--val-percent"
+        )
+    staged = staged_size(files)
+    if args.crop and args.crop > staged:
+        raise checks.UsageError(
+            f"--crop {args.crop} is larger than the staged crops ({staged} px): restage with "
+            f"--size {args.crop} or crop less"
+        )
+
+
+def check_resumable(saved: dict, config: dict, ckpt_path: Path) -> None:
+    """UsageError unless the checkpoint was trained with this run's model settings (names the
+    settings that differ, with the checkpoint's values)."""
+    diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+    if diff:
+        was = ", ".join(f"{k}={saved.get(k)!r}" for k in diff if k != "prior")
+        raise checks.UsageError(
+            f"--resume: {ckpt_path} was trained with other settings ({was or 'another prior'}): "
+            "resume with the options (and stage folder) it was trained with"
+        )
+
+
+def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int) -> dict:
+    """run()'s training, its checks done and the lock held."""
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    files = shard_files(args.stage_dir)
-    n_train, n_val = count_rows(files, "train"), count_rows(files, "val")
     log.info("%d shards: %d train / %d val rows", len(files), n_train, n_val)
     priors = read_json(join(args.stage_dir, "priors.json"))
     check_space(priors, files, args.model)  # e.g. yuv shards: one clear line, exit 2
@@ -339,6 +391,7 @@ def run(args: argparse.Namespace, beam_args: list[str] | None = None) -> dict:
     ckpt_path = out / "checkpoint.pt"
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        check_resumable(ck["config"], config, ckpt_path)
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]

@@ -423,12 +423,17 @@ def check_stage_dir(stage_dir: str) -> None:
         raise MissingInput(
             f"{stage_dir}: no such folder (expected the output of `chromabeam stage`)"
         )
-    if not fs.exists(join(path, "priors.json")):
-        raise MissingInput(f"{stage_dir}: no priors.json: not an output of `chromabeam stage`")
     shards = [f for f in fs.glob(join(path, "shards", "*.parquet")) if "part-empty" not in f]
+    priors = fs.exists(join(path, "priors.json"))
+    if not priors and not fs.exists(join(path, "shards")):
+        raise MissingInput(f"{stage_dir}: no priors.json: not an output of `chromabeam stage`")
     if not shards:
         raise MissingInput(
             f"{stage_dir}: no shards in shards/: the `chromabeam stage` run kept no image"
+        )
+    if not priors:
+        raise MissingInput(
+            f"{stage_dir}: no priors.json: the `chromabeam stage` run did not finish (rerun it)"
         )
 
 

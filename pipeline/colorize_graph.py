@@ -55,11 +55,11 @@ def build(
     """Add the colorize graph to pipeline p."""
     uris = (
         p
-        | "Match" >> MatchFiles(inputs)
+        | "Match" >> MatchFiles(inputs, exclude=cfg.output)
         | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
     )
     # (uri, output stem): collisions resolved with a global view (transforms.naming)
-    named = uris | "Name" >> AssignNames(cfg.bases, exclude=cfg.output)
+    named = uris | "Name" >> AssignNames(cfg.bases)
     split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")
     prep = prepare_step(split.todo, partial(prepare_named, cfg=cfg), JOB)
     handler = KeyedColorizerHandler(

@@ -34,18 +34,22 @@ class MatchFiles(beam.PTransform):
     """An fsspec glob (or several) -> PCollection of file URLs, reshuffled across workers.
 
     Uses fsspec rather than Beam's FileSystems so that every fsspec protocol works
-    (local, gs://, s3://, memory://). The Reshuffle spreads the files over workers.
+    (local, gs://, s3://, memory://). The Reshuffle spreads the files over workers. Files
+    inside `exclude` (the job's own output folder) are never inputs: dropped with a warning,
+    so that `colorize 'photos/**' photos/colour` does not colorize its own outputs and
+    markers, nor `stage` / `evaluate` read back their own plots and lock file.
     """
 
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list[str], exclude: str | None = None):
         super().__init__()
-        self.patterns = list(patterns)
+        self.patterns, self.exclude = list(patterns), exclude
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Patterns" >> beam.Create(self.patterns)
             | "Expand" >> beam.FlatMap(_expand_or_keep)
+            | "Keep" >> beam.Filter(_not_under, self.exclude)
             | "Reshuffle" >> beam.Reshuffle()
         )
 
@@ -516,19 +520,15 @@ class AssignNames(beam.PTransform):
     """URIs -> (uri, output stem) by transforms.naming's rule, with the global view it needs:
     key by naming.group_key, GroupByKey (only inputs sharing a key can collide), resolve each
     group, then Reshuffle so the per-image work spreads over the workers again.
-
-    Inputs inside `exclude` (the job's own output folder) are dropped with a warning, so that
-    `colorize 'photos/**' photos/colour` does not colorize its own outputs and markers.
     """
 
-    def __init__(self, bases: list[str] | tuple[str, ...], exclude: str | None = None):
+    def __init__(self, bases: list[str] | tuple[str, ...]):
         super().__init__()
-        self.bases, self.exclude = tuple(bases), exclude
+        self.bases = tuple(bases)
 
     def expand(self, uris):
         return (
             uris
-            | "Keep" >> beam.Filter(_not_under, self.exclude)
             | "ByGroup" >> beam.Map(_keyed, self.bases)
             | "Group" >> beam.GroupByKey()
             | "Resolve" >> beam.FlatMap(lambda kv: sorted(naming.resolve_group(kv[1]).items()))

@@ -261,8 +261,8 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
     # (uri, output stem) by transforms.naming, as colorize; inputs inside OUTPUT are skipped
     named = (
         p
-        | "Match" >> MatchFiles([cbc_pattern(i) for i in inputs])
-        | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
+        | "Match" >> MatchFiles([cbc_pattern(i) for i in inputs], exclude=cfg.output)
+        | "Name" >> AssignNames(input_bases(inputs, args.base))
     )
     prep = prepare_step(
         named, lambda e: prepare(e[0], join(cfg.output, e[1] + ext), cfg), JOB, stage="read"

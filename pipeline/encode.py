@@ -298,8 +298,8 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     # (uri, output stem) by transforms.naming, as colorize; inputs inside OUTPUT are skipped
     named = (
         p
-        | "Match" >> MatchFiles(inputs)
-        | "Name" >> AssignNames(input_bases(inputs, args.base), exclude=cfg.output)
+        | "Match" >> MatchFiles(inputs, exclude=cfg.output)
+        | "Name" >> AssignNames(input_bases(inputs, args.base))
     )
     prep = prepare_step(
         named, lambda e: prepare(e[0], read_bytes(e[0]), join(cfg.output, e[1]), cfg), JOB

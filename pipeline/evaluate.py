@@ -40,16 +40,26 @@ from pipeline.common import (
 from pipeline.locking import output_lock
 from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
 from transforms import schema
-from transforms.bins import GRID, annealed_mean, hard_encode
+from transforms.bins import GRID, annealed_mean, hard_encode, num_bins
 from transforms.colour import rgb_to_lab
 from transforms.compose import Composer, compose, luminance
 from transforms.crop import STRIP_PIXELS, fit_and_crop
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import clear_dirs, join, read_bytes, read_json, read_table
+from transforms.fileio import clear_dirs, is_dir, join, read_bytes, read_json, read_table
 from transforms.filters import classify_tone
 from transforms.hints import is_sidecar
 from transforms.metrics import StripMetrics
-from transforms.report import build_report, load_summary, select_examples
+from transforms.report import (
+    CMF_PNG,
+    EXAMPLES_PNG,
+    HIST_PNG,
+    REPORT_HTML,
+    REPORT_MD,
+    SUMMARY_JSON,
+    build_report,
+    load_summary,
+    select_examples,
+)
 from transforms.staging import FILTER_THUMBNAIL, uri_key
 
 log = logging.getLogger(__name__)
@@ -371,7 +381,7 @@ def build(
     """Add the evaluate graph to pipeline p."""
     uris = (
         p
-        | "Match" >> MatchFiles(args.inputs)
+        | "Match" >> MatchFiles(args.inputs, exclude=args.output)
         | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
     )
     truth = safe_apply(
@@ -459,11 +469,47 @@ def build(
     ) | "Accounting" >> WriteAccounting(args.output, JOB, {"models": [s.label for s in specs]})
 
 
+def read_priors(uri: str) -> np.ndarray:
+    """The empirical prior (Q,) of --priors: a stage run's priors.json, or its folder;
+    UsageError (one line, exit code 2) for anything else."""
+    path = join(uri, "priors.json") if is_dir(uri) else uri
+    try:
+        prior = np.asarray(read_json(path)["empirical"], dtype=np.float64)
+    except FileNotFoundError:
+        raise checks.UsageError(f"--priors {uri}: no such file") from None
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise checks.UsageError(
+            f"--priors {uri}: not the priors.json of `chromabeam stage` ({type(e).__name__}: {e})"
+        ) from None
+    if prior.shape != (num_bins(),) or not np.isfinite(prior).all():
+        raise checks.UsageError(
+            f"--priors {uri}: expected {num_bins()} finite bin probabilities, got {prior.shape}"
+        )
+    return prior
+
+
+def stale_report_files(output: str, compare: str | None) -> list[str]:
+    """The report files of an earlier run in `output`, which this run replaces (and which
+    must not outlive it: a --no-report or failed rerun would leave them describing other
+    data); summary.json stays while --compare reads it from this very folder."""
+    names = [REPORT_MD, REPORT_HTML, CMF_PNG, HIST_PNG, EXAMPLES_PNG, "stats.json"]
+    keep = compare is not None and checks.same_file(compare, output)
+    return names + ([] if keep else [SUMMARY_JSON])
+
+
+def check_compare(uri: str) -> None:
+    """--compare names an earlier report folder with a summary.json (else UsageError)."""
+    try:
+        load_summary(uri)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise checks.UsageError(f"--compare {uri}: {e}") from None
+
+
 def resolve_prior(args, specs: list[ModelSpec]) -> np.ndarray:
     """The prior for the constant baseline and rebalanced AuC: --priors, else the first
     model's stored training prior."""
     if args.priors:
-        return np.asarray(read_json(args.priors)["empirical"], dtype=np.float64)
+        return read_priors(args.priors)
     for spec in specs:
         if spec.prior:
             return np.asarray(spec.prior, dtype=np.float64)
@@ -517,7 +563,12 @@ def render_examples(
 def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
     """Run the job holding its output folder's lock (pipeline.locking: one run per folder)."""
     # fail fast, before any worker starts (and before the lock makes the output folder)
-    patterns, total = checks.match_inputs(args.inputs, getattr(args, "allow_empty", False))
+    allow_empty = getattr(args, "allow_empty", False)
+    patterns, total = checks.match_inputs(args.inputs, allow_empty, args.output)
+    if args.priors:
+        read_priors(args.priors)
+    if args.compare:
+        check_compare(args.compare)
     checks.check_output_dir(args.output)
     checks.check_device(args.device)
     with output_lock(args.output, JOB):
@@ -536,9 +587,8 @@ def _run(
     if len({s.label for s in specs}) != len(specs):
         raise SystemExit("two --model entries share a label: add ,label=NAME")
     prior = resolve_prior(args, specs)
-    if args.compare:
-        load_summary(args.compare)  # fail now, not after the inference, if it is missing
     clear_dirs(args.output, ["metrics", "errors", "filtered", evaluate_hints.HINTS_DIR])
+    clear_dirs(args.output, stale_report_files(args.output, args.compare))
     t0 = time.time()
     options = make_pipeline_options(beam_args, local_mode="multi_threading")
     with progress.report(JOB, total, per_item=len(specs), enabled=is_local(options)):

@@ -48,6 +48,14 @@ from transforms.staging import SPACES, StageConfig, stage_batch, write_shard_row
 log = logging.getLogger(__name__)
 JOB = "stage"
 LOCAL_MODE = "multi_processing"  # --direct_running_mode of local runs (bench/stage.py --mode)
+PRIOR_FILES = (  # what write_priors writes (tests/test_stage_pipeline.py checks)
+    "priors.json",
+    "ab_bins.npy",
+    "prior_empirical.npy",
+    "prior_smoothed.npy",
+    "rebalance_weights.npy",
+    "priors.png",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +102,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=SPACES,
         default="lab",
         help="colour space of the shards' l / ab columns: lab (CIE Lab) or yuv (BT.601, "
-        "for models that take YUV); the space is recorded in each row and in priors.json",
+        "for your own models that take YUV: every model `chromabeam train` trains takes Lab "
+        "and refuses YUV shards); the space is recorded in each row and in priors.json",
     )
     p.add_argument(
         "--batch-files",
@@ -176,19 +185,23 @@ def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab
         "counts": [int(c) for c in counts],
         **{k: v.tolist() for k, v in pri.items()},
     }
-    write_json(join(out_dir, "priors.json"), doc)
-    write_bytes(join(out_dir, "ab_bins.npy"), _npy(centres))
-    write_bytes(join(out_dir, "prior_empirical.npy"), _npy(pri["empirical"]))
-    write_bytes(join(out_dir, "prior_smoothed.npy"), _npy(pri["smoothed"]))
-    write_bytes(join(out_dir, "rebalance_weights.npy"), _npy(pri["weights"]))
-    write_bytes(join(out_dir, "priors.png"), priors_png(pri["smoothed"], pri["weights"], centres))
+    files = {
+        "ab_bins.npy": _npy(centres),
+        "prior_empirical.npy": _npy(pri["empirical"]),
+        "prior_smoothed.npy": _npy(pri["smoothed"]),
+        "rebalance_weights.npy": _npy(pri["weights"]),
+        "priors.png": priors_png(pri["smoothed"], pri["weights"], centres),
+    }
+    for name, data in files.items():
+        write_bytes(join(out_dir, name), data)
+    write_json(join(out_dir, "priors.json"), doc)  # last: the priors are complete
     return doc
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None) -> None:
     """Add the stage graph to pipeline p (`threads`: CPU threads of each worker)."""
     cfg = config_from_args(args)
-    uris = p | "Match" >> MatchFiles(args.inputs)
+    uris = p | "Match" >> MatchFiles(args.inputs, exclude=args.output)
     batches = uris | "Batch" >> beam.BatchElements(
         min_batch_size=args.batch_files, max_batch_size=args.batch_files
     )
@@ -220,7 +233,8 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
 def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     """Run the job holding its output folder's lock (pipeline.locking: one run per folder)."""
     # fail fast, before any worker starts (and before the lock makes the output folder)
-    patterns, total = checks.match_inputs(args.inputs, getattr(args, "allow_empty", False))
+    allow_empty = getattr(args, "allow_empty", False)
+    patterns, total = checks.match_inputs(args.inputs, allow_empty, args.output)
     checks.check_output_dir(args.output)
     with output_lock(args.output, JOB):
         return _run(args, beam_args, patterns, total)
@@ -230,12 +244,19 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     """Run the stage job to completion (on the inputs that match: `patterns`, `total` files)."""
     if patterns != list(args.inputs):
         args = argparse.Namespace(**{**vars(args), "inputs": patterns})
-    clear_dirs(args.output, ["shards", "errors", "filtered"])
+    # the earlier run's outputs all go first: none may outlive it (a run that keeps nothing
+    # writes no priors, and one killed before its end no stats.json: "not finished")
+    clear_dirs(args.output, ["shards", "errors", "filtered", "stats.json", *PRIOR_FILES])
     options = make_pipeline_options(beam_args, local_mode=LOCAL_MODE)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
             build(p, args, threads_per_worker(options))
-    if not total:  # --allow-empty: empty tables, so readers always find them
-        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
     log_counters(p.result, JOB)
+    if not checks.has_rows(join(args.output, "shards")):  # empty tables: readers find them
+        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
+        if total:
+            raise checks.JobFailed(
+                f"no image was kept of the {total} inputs: the reasons are in "
+                f"{join(args.output, 'errors')} and {join(args.output, 'filtered')}"
+            )
     log.info("staged into %s", args.output)

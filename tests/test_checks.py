@@ -14,6 +14,7 @@ from PIL import Image
 
 from pipeline import checks
 from tests.conftest_models import write_tiny_checkpoint
+from transforms import schema
 from transforms.compose import encode_image, luminance
 from transforms.decode import decode_image
 
@@ -170,9 +171,15 @@ def test_check_device_and_stage_dir(tmp_path):
         checks.check_stage_dir(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="no priors.json"):
         checks.check_stage_dir(str(tmp_path))
-    (tmp_path / "priors.json").write_text("{}")
-    with pytest.raises(checks.MissingInput, match="no shards"):
+    (tmp_path / "shards").mkdir()  # a run that kept nothing: an empty table, no priors
+    checks.write_empty_table(str(tmp_path / "shards"), schema.SHARD_SCHEMA)
+    with pytest.raises(checks.MissingInput, match="no shards in shards/: .* kept no image"):
         checks.check_stage_dir(str(tmp_path))
+    (tmp_path / "shards" / "part-0.parquet").write_bytes(b"rows")
+    with pytest.raises(checks.MissingInput, match="no priors.json: .* did not finish"):
+        checks.check_stage_dir(str(tmp_path))
+    (tmp_path / "priors.json").write_text("{}")
+    checks.check_stage_dir(str(tmp_path))
 
 
 def test_unknown_options_suggest_the_closest_spelling():

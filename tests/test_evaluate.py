@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.infer import DecodeSettings
-from pipeline import evaluate
+from pipeline import checks, evaluate
 from tests.conftest_models import (
     BEAM_ARGS,
     colour_images,
@@ -195,9 +195,43 @@ def test_compare_missing_dir_fails_before_the_pipeline(setup, tmp_path, monkeypa
     monkeypatch.setattr(evaluate, "build", no_pipeline)
     out = tmp_path / "out"
     args = _args(setup, out, "--compare", str(tmp_path / "missing_dir"))
-    with pytest.raises(FileNotFoundError, match="summary.json"):
+    with pytest.raises(checks.UsageError, match=r"^--compare .*missing_dir: no summary.json"):
         evaluate.run(args, list(BEAM_ARGS))
-    assert not (out / "metrics").exists()
+    assert not out.exists()  # refused before the output folder is made
+    for bad, why in (
+        (tmp_path / "none.json", "no such file"),
+        (tmp_path / "afile", "not the priors.json of `chromabeam stage` .JSONDecodeError"),
+        (tmp_path / "summary.json", "not the priors.json of `chromabeam stage` .KeyError"),
+        (tmp_path / "short.json", f"expected {num_bins()} finite bin probabilities, got .3,."),
+    ):
+        if bad.name == "afile":
+            bad.write_text("not json")
+        elif bad.name != "none.json":
+            bad.write_text(json.dumps({"aggregate": {}} if "summary" in bad.name else
+                                      {"empirical": [0.1, 0.2, 0.7]}))  # fmt: skip
+        with pytest.raises(checks.UsageError, match=f"^--priors {bad}: {why}"):
+            evaluate.run(_args(setup, out, "--priors", str(bad)), list(BEAM_ARGS))
+    assert not out.exists()
+
+
+def test_reruns_leave_no_stale_report_and_never_score_their_own_files(setup, tmp_path):
+    """evaluate 'in/**' in/ev twice: its plots are never ground truth; a --no-report rerun
+    leaves no report of the earlier run beside its new metrics."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for img in setup["images"][:2]:
+        (src / img.name).write_bytes(img.read_bytes())
+    argv = [f"{src}/**", str(src / "ev"), "--model", f"{MODEL},weights={setup['ckpt']}",
+            "--priors", setup["priors"], "--device", "cpu", "--size", "32"]  # fmt: skip
+    for _ in range(2):
+        summary = evaluate.run(job_args(evaluate, argv), list(BEAM_ARGS))
+        assert summary["meta"]["images"] == 2
+        assert read_table(str(src / "ev" / "errors")).num_rows == 0
+    assert (src / "ev" / "report.md").exists()
+    assert evaluate.run(job_args(evaluate, [*argv, "--no-report"]), list(BEAM_ARGS)) is None
+    left = {p.name for p in (src / "ev").iterdir()}
+    assert not left & {"report.md", "report.html", "summary.json", "cmf.png", "examples.png"}
+    assert "stats.json" in left and "metrics" in left
 
 
 def test_missing_prior_is_a_clear_error(setup, tmp_path):

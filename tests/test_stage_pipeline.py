@@ -270,6 +270,39 @@ def test_rerun_replaces_previous_output(in_memory_run, input_dir, tmp_path):
     assert _row_set(_kept_rows(out)) == _row_set(_kept_rows(in_memory_run))
 
 
+def test_output_inside_the_inputs_is_never_read_back(in_memory_run, input_dir, tmp_path):
+    """stage 'in/**' in/staged, twice: its own shards, plots and lock are never inputs."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (data, _) in INPUTS.items():
+        (src / name).write_bytes(data)
+    for _ in range(2):
+        _run_stage(str(src / "**"), str(src / "staged"), IN_MEMORY)
+        _check_output(str(src / "staged"), str(src))
+    assert _row_set(_kept_rows(str(src / "staged"))) == _row_set(_kept_rows(in_memory_run))
+
+
+def test_a_rerun_that_keeps_nothing_leaves_no_earlier_priors(in_memory_run, tmp_path):
+    from pipeline import checks
+    from pipeline.stage import PRIOR_FILES
+
+    out = tmp_path / "staged"
+    out.mkdir()
+    for name in os.listdir(in_memory_run):
+        if not os.path.isdir(os.path.join(in_memory_run, name)):
+            (out / name).write_bytes(Path(in_memory_run, name).read_bytes())
+    top = {p.name for p in Path(in_memory_run).iterdir()}
+    assert top == {*PRIOR_FILES, "stats.json", "shards", "errors", "filtered"}
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    (gray / "g.jpg").write_bytes(INPUTS["gray_mode_l.jpg"][0])
+    with pytest.raises(checks.JobFailed, match="no image was kept of the 1 inputs"):
+        _run_stage(str(gray / "*"), str(out), IN_MEMORY)
+    assert not any((out / name).exists() for name in PRIOR_FILES)
+    assert pq.read_table(out / "shards").num_rows == 0  # an empty table, for readers
+    assert _read_json(str(out / "stats.json"))["outcomes"] == {"grayscale": 1}
+
+
 @pytest.mark.parametrize("batch_files", ["1", "3"])
 def test_batch_files_give_the_same_output(in_memory_run, input_dir, tmp_path, batch_files):
     """--batch-files changes how many files one work item holds, never what comes out."""

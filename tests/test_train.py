@@ -14,6 +14,7 @@ import torch
 from models import registry, train
 from models.losses import ClassificationLoss, RegressionLoss
 from models.small import ECCV16Small, Regression
+from pipeline import checks
 from tests.conftest_models import one_thread, run_stage, save_png
 from tests.helpers import encode, smooth_colour_field
 from transforms.bins import num_bins
@@ -230,6 +231,35 @@ def test_init_from_weights(trained, stage_dir, tmp_path):
     a, b = _state(src / "model.pt"), _state(tmp_path / "model.pt")
     conv = [k for k in a if k.endswith(".weight") and a[k].ndim == 4]
     assert all(torch.equal(a[k], b[k]) for k in conv)
+
+
+def test_a_folder_with_a_trained_model_is_not_overwritten(trained, stage_dir, tmp_path):
+    src, _ = trained
+    out = tmp_path / "done"
+    out.mkdir()
+    (out / "model.pt").write_bytes((src / "model.pt").read_bytes())
+    with pytest.raises(checks.UsageError, match=r"holds a trained model \(model.pt\): pass --re"):
+        train.run(_args(stage_dir, out), [])
+    assert (out / "model.pt").read_bytes() == (src / "model.pt").read_bytes()
+
+
+def test_resume_with_other_settings_names_them(trained, stage_dir, tmp_path):
+    src, _ = trained
+    out = tmp_path / "resumed"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes((src / "checkpoint.pt").read_bytes())
+    with pytest.raises(checks.UsageError, match=r"trained with other settings \(width=0.125\)"):
+        train.run(_args(stage_dir, out, "--resume", "--width", "0.25"), [])
+
+
+def test_no_train_rows_and_a_crop_beyond_the_shards_are_refused(stage_dir, tmp_path):
+    with pytest.raises(checks.UsageError, match=r"--crop 64 is larger than the staged crops"):
+        train.run(_args(stage_dir, tmp_path / "a", "--crop", "64"), [])
+    all_val = tmp_path / "val"
+    run_stage([f"{SRC}/*.png"], str(all_val), "--size", "32", "--val-percent", "100")
+    with pytest.raises(checks.UsageError, match="no train rows .all in the val split."):
+        train.run(_args(str(all_val), tmp_path / "b"), [])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_unknown_extra_arguments_are_refused(stage_dir, tmp_path):

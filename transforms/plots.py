@@ -42,7 +42,9 @@ def priors_png(smoothed: np.ndarray, weights: np.ndarray, centres: np.ndarray) -
         (axes[0], smoothed, "log10 prior P~(a,b)"),
         (axes[1], weights, "log10 rebalancing weight w(a,b)"),
     ):
-        im = ax.imshow(ab_grid_image(np.log10(values), centres).T, extent=extent, cmap="viridis")
+        values = np.asarray(values, np.float64)  # log10 of an empty bin: blank, not -inf
+        logv = np.log10(values, out=np.full(values.shape, np.nan), where=values > 0)
+        im = ax.imshow(ab_grid_image(logv, centres).T, extent=extent, cmap="viridis")
         ax.set_xlabel("a")
         ax.set_ylabel("b")
         ax.invert_yaxis()
