@@ -17,7 +17,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 HEIGHT = 220
-DEFAULT_OUT = ROOT / "out" / "before_after.jpg"
+DEFAULT_OUT = Path("out") / "before_after.jpg"  # in the current folder, as README says
 
 
 def main(colour_dir: str, out: str | None = None) -> Path:

@@ -25,6 +25,9 @@ class Colorizer(nn.Module):
     """Base class: `kind` says what forward returns ('classification' or 'regression')."""
 
     kind = "regression"
+    # the --decode methods decode() takes; none: it predicts ab directly, so neither a decode
+    # method nor a temperature changes its colours
+    decode_methods: tuple[str, ...] = ()
 
     def decode(
         self, output: torch.Tensor, size: tuple[int, int] | None = None, **_
@@ -42,6 +45,7 @@ class ClassificationColorizer(Colorizer):
     """
 
     kind = "classification"
+    decode_methods = ("annealed", "mean", "mode")
 
     def __init__(self, num_bins: int, bins: torch.Tensor | None = None):
         super().__init__()

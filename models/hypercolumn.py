@@ -47,6 +47,7 @@ class Hypercolumn(Colorizer):
     """VGG-like backbone + hypercolumn MLP predicting hue and chroma histograms per pixel."""
 
     kind = "hypercolumn"
+    decode_methods = ("annealed", "median", "mean", "mode")
 
     def __init__(
         self,

@@ -54,6 +54,7 @@ class MultiHypothesis(Colorizer):
     """K ab hypotheses per pixel on a SmallTrunk, plus a selector over them."""
 
     kind = "multihypothesis"
+    decode_methods = ("annealed", "mean", "mode")
 
     def __init__(
         self,

@@ -304,6 +304,7 @@ class PIC(Colorizer):
     """PIC: g(L) (SmallTrunk) + an autoregressive ('ar') or factorised mixture head."""
 
     kind = "pic"
+    decode_methods = ("annealed", "mean", "mode")  # and 'sample' / 'mc': colorize --samples
 
     def __init__(
         self,

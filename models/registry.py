@@ -86,6 +86,12 @@ def takes_hints(model_or_name) -> bool:
     return bool(getattr(model_or_name, "takes_hints", False))
 
 
+def decode_methods(name: str) -> tuple[str, ...]:
+    """The --decode methods of the registered model `name` (Colorizer.decode_methods; none:
+    it predicts ab directly, and takes no temperature either)."""
+    return tuple(skeleton({"name": name}).decode_methods) if name in BUILDERS else ()
+
+
 def has_likelihood(name: str) -> bool:
     """Whether the registered model `name` scores the true ab itself (pic: nll_bits)."""
     return name in BUILDERS and hasattr(skeleton({"name": name}), "nll_bits")

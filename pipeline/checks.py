@@ -323,6 +323,19 @@ def check_job_folder(output: str, job: str) -> None:
         )
 
 
+def check_decode(name: str, method: str | None, temperature: float | None, what: str) -> None:
+    """A --decode / temperature the model `name` takes: UsageError for a method its decode
+    does not know; a warning when it takes neither (it predicts ab directly). `what` starts
+    the message (the option or model spec)."""
+    from models.registry import decode_methods
+
+    methods = decode_methods(name)
+    if not methods and (method or temperature is not None):
+        log.warning("%s: model %s predicts colours directly: decode settings ignored", what, name)
+    elif method and method not in methods:
+        raise UsageError(f"{what}: model {name} decodes with {', '.join(methods)}, not {method}")
+
+
 def check_weights(name: str | None, weights: str | None, label: str | None = None) -> Checkpoint:
     """The model's weights load: the file exists, is a torch checkpoint
     `{"config", "state_dict"}` or a state dict of the model, and fits the model exactly.

@@ -34,6 +34,7 @@ from transforms.colour import chroma, rgb_to_lab
 from transforms.compose import EXTENSIONS, luminance, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import (
+    absolute,
     exists,
     file_size,
     is_dir,
@@ -244,8 +245,9 @@ def marker_uri(cfg: ColorizeConfig, stem: str) -> str:
 
 def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
     """The results row of uri's output if an earlier run finished it, else None: its marker
-    exists, was written for this input (same relative path) and output name, and the output
-    file has the size the marker recorded (a truncated or replaced file is redone)."""
+    exists, was written for this input (same relative path) and output name with this run's
+    settings (made_with), and the output file has the size the marker recorded (a truncated
+    or replaced file is redone)."""
     try:
         marker = read_json(marker_uri(cfg, stem))
     except (FileNotFoundError, ValueError, OSError):
@@ -257,9 +259,25 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
         or marker.get("output") != stem + EXTENSIONS[cfg.fmt]
         or marker.get("bytes") is None
         or file_size(out) != marker["bytes"]
+        or not made_with(marker.get("row") or {}, cfg)
     ):
         return None
     return {**marker["row"], "key": uri_key(uri), "source_uri": uri, "output_uri": out}
+
+
+def made_with(row: dict, cfg: ColorizeConfig) -> bool:
+    """Whether a finished output's results row was made with this run's model, weights and
+    decode settings (else --skip-existing redoes it: one folder, one set of settings)."""
+    strength = hinted_strength(cfg.settings.strength, row.get("hints", 0))
+    want = {
+        "model": cfg.model,
+        "weights_sha256": cfg.weights_sha256,
+        "temperature": cfg.settings.temperature,
+        "decode": cfg.settings.method,
+        "strength": strength,
+        "render_size": cfg.render_size,
+    }
+    return all(row.get(k) == v for k, v in want.items())
 
 
 def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
@@ -340,6 +358,8 @@ def load_hints(uri: str, cfg: ColorizeConfig, width: int, height: int):
         if cfg.hints_is_file:
             raise ImageError(schema.BAD_HINTS, f"hints file not found: {path}")
         return None
+    if is_dir(path):
+        raise ImageError(schema.BAD_HINTS, f"{path}: a folder, not a hints file")
     try:
         return parse_hints(read_bytes(path), width, height)
     except HintError as e:
@@ -408,6 +428,7 @@ def config_from_args(
     """Resolve model defaults (render size, temperature) from the checkpoint's config
     (`checkpoint`: what check_weights read, else the file is read)."""
     mc = describe(args.model, args.weights, checkpoint=checkpoint)
+    checks.check_decode(mc["name"], args.decode, args.temperature, "--decode / --temperature")
     samples = getattr(args, "samples", 0)
     if samples and not can_sample(mc["name"]):
         raise checks.UsageError(f"--samples: model {mc['name']} does not sample (use pic)")
@@ -420,6 +441,8 @@ def config_from_args(
         samples=samples,
         seed=getattr(args, "seed", 0),
     )
+    if args.base and not any(naming.is_under(join(glob_base(p), "x"), args.base) for p in inputs):
+        log.warning("--base %s holds none of the inputs: outputs are named by file name", args.base)
     return ColorizeConfig(
         output=output,
         bases=tuple([args.base] if args.base else [glob_base(p) for p in inputs]),
@@ -452,6 +475,7 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
     checks.check_output_file(out_file)
     checks.check_no_overwrite([out_file], inputs)
     fmt = checks.image_format(out_file, args.format)
+    check_hints_option(args, batch=False)
     checkpoint = checks.check_weights(args.model, args.weights)  # read once, used thrice
     checks.check_device(args.device)
     cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".", checkpoint)
@@ -475,6 +499,19 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
         )
 
 
+def check_hints_option(args: argparse.Namespace, batch: bool) -> None:
+    """--hints names what exists (a batch: a folder of sidecars; -o: that, or one file) and
+    is not given with --no-hints; else UsageError (exit code 2)."""
+    if not args.hints:
+        return
+    if args.no_hints:
+        raise checks.UsageError("--hints and --no-hints contradict each other: pass one")
+    if not exists(args.hints):
+        raise checks.UsageError(f"--hints {args.hints}: no such file or folder")
+    if batch and not is_dir(args.hints):
+        raise checks.UsageError(f"--hints {args.hints}: a batch run takes a folder of sidecars")
+
+
 def local_mode(total: int) -> str:
     """The local runner's --direct_running_mode for `total` inputs: worker processes from
     PROCESSES_FROM inputs (2 processes ran 33.1 img/s steady against 19.5 for 2 threads, which
@@ -490,7 +527,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         return
     if len(args.paths) < 2:
         raise checks.UsageError("colorize needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE)")
-    inputs, output = args.paths[:-1], args.paths[-1]
+    inputs, output = args.paths[:-1], absolute(args.paths[-1])  # results name it whole
     # fail fast, before any worker starts
     inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False), output)
     checks.check_output_dir(output)
@@ -500,8 +537,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         raise checks.UsageError(
             f"--min-batch-size {args.min_batch_size} exceeds --batch-size {args.batch_size}"
         )
-    if args.hints and not is_dir(args.hints):
-        raise SystemExit(f"--hints {args.hints}: a batch run takes a folder of sidecars")
+    check_hints_option(args, batch=True)
     cfg = config_from_args(args, inputs, output, checkpoint)
     del checkpoint  # the workers read their own
     log.info(

@@ -63,7 +63,7 @@ from transforms import colourcodec, schema
 from transforms.bitstream import BitstreamError, check_model
 from transforms.compose import EXTENSIONS, render_l, write_image
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError
-from transforms.fileio import exists, is_dir, join, read_bytes
+from transforms.fileio import absolute, exists, is_dir, join, read_bytes
 from transforms.luminance import decode_luminance, luminance_candidates
 from transforms.staging import uri_key
 
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
             "--luminance names the luminance file of one .cbc: use it with -o (a batch "
             "finds each .cbc's own beside it)"
         )
-    inputs, output = args.paths[:-1], args.paths[-1]
+    inputs, output = args.paths[:-1], absolute(args.paths[-1])  # results name it whole
     # fail fast, before any worker starts
     patterns = {cbc_pattern(i): i for i in inputs}
     matched, total = checks.match_inputs(patterns, getattr(args, "allow_empty", False), output)

@@ -54,6 +54,7 @@ from transforms.colour import rgb_to_lab
 from transforms.compose import render_l
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import (
+    absolute,
     exists,
     is_dir,
     join,
@@ -378,7 +379,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         raise checks.UsageError(
             "encode needs INPUT_GLOB... OUTPUT_DIR (or an image and -o FILE.cbc)"
         )
-    inputs, output = args.paths[:-1], args.paths[-1]
+    inputs, output = args.paths[:-1], absolute(args.paths[-1])  # results name it whole
     # fail fast, before any worker starts
     inputs, total = checks.match_inputs(inputs, getattr(args, "allow_empty", False), output)
     check_codec_weights(args.weights)

@@ -118,6 +118,7 @@ def parse_spec(text: str) -> ModelSpec:
         if key in kv:
             kv[key] = checks.check_value(f"--model {text}: {key}", kv[key], kind)
     checkpoint = checks.check_weights(name, kv.get("weights"), f"--model {text}")
+    checks.check_decode(name, kv.get("decode"), kv.get("temperature"), f"--model {text}")
     cfg = describe(name, kv.get("weights"), checkpoint=checkpoint)
     return ModelSpec(
         name=cfg["name"],

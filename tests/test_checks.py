@@ -134,6 +134,21 @@ def test_check_weights_refuses_another_model_a_bad_config_and_nan(tmp_path, tiny
         checks.check_weights("eccv16-small", str(tmp_path / "nan.pt"))
 
 
+def test_check_decode(caplog):
+    checks.check_decode("hypercolumn", "median", 0.3, "--decode")
+    checks.check_decode("eccv16-small", "mode", None, "--decode")
+    with pytest.raises(checks.UsageError, match="eccv16-small decodes with annealed, mean, mode, "):
+        checks.check_decode("eccv16-small", "median", None, "--decode")
+    with caplog.at_level("WARNING"):
+        checks.check_decode("regression", None, 0.1, "--temperature")
+        checks.check_decode("siggraph17-small", "mode", None, "--decode")
+    assert caplog.text.count("predicts colours directly: decode settings ignored") == 2
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        checks.check_decode("regression", None, None, "--decode")  # nothing asked: silent
+    assert not caplog.text
+
+
 def test_same_file(tmp_path):
     a = tmp_path / "a.png"
     a.write_bytes(b"x")

@@ -302,6 +302,14 @@ def test_inputs_inside_the_output_or_another_jobs_folder_are_refused(inputs, ckp
     assert json.loads((tmp_path / "enc" / "stats.json").read_text())["job"] == "encode"
 
 
+def test_results_name_outputs_by_absolute_paths(inputs, ckpt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = job_args(colorize, [str(inputs / "gray_a.jpg"), "out", "--weights", ckpt])
+    colorize.run(args, list(BEAM_ARGS))
+    (row,) = read_table(str(tmp_path / "out" / "results")).to_pylist()
+    assert row["output_uri"] == str(tmp_path / "out" / "gray_a.png")
+
+
 def test_needs_an_output_folder(ckpt, inputs):
     with pytest.raises(SystemExit, match="OUTPUT_DIR"):
         colorize.run(job_args(colorize, [str(inputs / "gray_a.jpg"), "--weights", ckpt]), [])
@@ -348,6 +356,24 @@ def test_saturated_ab_on_dark_l_stays_in_gamut_with_l_preserved():
     assert rgb.dtype == np.uint8 and rgb.shape == (6, 8, 3)
     assert np.abs(luminance(rgb) - l).max() <= 1.0
     assert np.abs(rgb[..., 0].astype(int) - rgb[..., 1]).max() > 20  # still colourful
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e9])
+def test_a_huge_strength_gives_the_gamuts_edge_not_gray(scale):
+    """ab scaled far beyond sRGB (colorize --strength 1e9) is fitted to the most saturated
+    in-gamut colour of its hue, as a moderate excess is (bisection from MAX_CHROMA)."""
+    lab = rgb_to_lab(smooth_colour_field(8, 8, seed=5).astype(np.float32) / 255.0)
+    far = lab.copy()
+    far[..., 1:] *= scale
+    fitted = fit_into_gamut(far)
+    assert lab_in_gamut(fitted.reshape(-1, 3), tol=1e-4).all()
+    np.testing.assert_allclose(  # the same hue
+        np.arctan2(fitted[..., 2], fitted[..., 1]), np.arctan2(lab[..., 2], lab[..., 1]), atol=1e-3
+    )
+    more = fitted.copy()
+    more[..., 1:] *= 1.05  # (nearly) the edge: a little more chroma leaves the gamut
+    assert not lab_in_gamut(more.reshape(-1, 3), tol=1e-4).any()
+    assert np.hypot(fitted[..., 1], fitted[..., 2]).mean() > 20
 
 
 def test_in_gamut_colours_are_untouched():

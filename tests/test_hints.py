@@ -206,6 +206,32 @@ def test_model_without_hints_never_reads_sidecars(tmp_path, caplog):
     assert "hints sidecar ignored: model eccv16-small takes no hints" in caplog.text
 
 
+def test_hints_option_mistakes_are_usage_errors(tmp_path, guided_ckpt):
+    from pipeline import checks
+
+    src = tmp_path / "in"
+    (img,) = colour_images(src, 1, 24, 32)
+    base = ["--model", "siggraph17-small", "--weights", guided_ckpt]
+    cases = [
+        ([str(img), "-o", str(tmp_path / "a.png"), "--hints", "gone.json"],
+         "--hints gone.json: no such file or folder"),
+        ([str(src / "*"), str(tmp_path / "o"), "--hints", str(tmp_path / "nodir")],
+         f"--hints {tmp_path / 'nodir'}: no such file or folder"),
+        ([str(src / "*"), str(tmp_path / "o"), "--hints", str(img)],
+         "a batch run takes a folder of sidecars"),
+        ([str(img), "-o", str(tmp_path / "a.png"), "--hints", str(src), "--no-hints"],
+         "--hints and --no-hints contradict each other"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        with pytest.raises(checks.UsageError, match=message):
+            _colorize(argv + base)
+    (src / "img_00.hints.json").mkdir()  # a folder where the sidecar should be
+    with pytest.raises(checks.JobFailed, match="no input was colorized .1 bad_hints"):
+        _colorize([str(src / "*.png"), str(tmp_path / "out"), *base])
+    (row,) = pq.read_table(tmp_path / "out" / "errors").to_pylist()
+    assert row["outcome"] == "bad_hints" and "a folder, not a hints file" in row["reason"]
+
+
 def test_colorize_single_image_hints_change_the_output(tmp_path, guided_ckpt):
     src = tmp_path / "in"
     (img,) = colour_images(src, 1, 24, 32)

@@ -216,6 +216,17 @@ def test_skip_existing_redoes_truncated_unmarked_and_mismatched_outputs(inputs, 
     assert sorted(r["output_uri"] for r in rows) == sorted(r["output_uri"] for r in clean_rows)
 
 
+def test_skip_existing_redoes_outputs_made_with_other_settings(inputs, ckpt, tmp_path):
+    out, glob = tmp_path / "out", "d0/img_0[03].png"  # d0 holds every third image
+    _run(inputs, out, ckpt, glob=glob)
+    _run(inputs, out, ckpt, "--skip-existing", glob=glob)
+    assert _stats(out)["resumed"] == 2  # same settings: kept
+    _run(inputs, out, ckpt, "--skip-existing", "--strength", "0.5", glob=glob)
+    assert _stats(out)["resumed"] == 0  # another strength: redone
+    rows = read_table(str(out / "results")).to_pylist()
+    assert {r["strength"] for r in rows} == {0.5}
+
+
 # --- one run per output folder --------------------------------------------------------------
 
 

@@ -24,6 +24,9 @@ from transforms.crop import STRIP_PIXELS, RowResizer, shrink_float, strip_rows
 from transforms.fileio import atomic_write
 
 GAMUT_STEPS = 8  # bisection steps of the per-pixel chroma scale (precision 2^-8)
+# no sRGB colour has a chroma above 134 (D65): an ab farther out (a large --strength) is first
+# scaled to this, so that the bisection finds the gamut's edge rather than gray
+MAX_CHROMA = np.float32(150.0)
 
 
 def luminance(rgb: np.ndarray, pixels: int = STRIP_PIXELS, as_float: bool = False) -> np.ndarray:
@@ -54,6 +57,9 @@ def _fit_pixels(flat: np.ndarray, steps: int) -> None:
     if not out.any():
         return
     sub = flat[out]
+    chroma = np.hypot(sub[:, 1], sub[:, 2])
+    far = chroma > MAX_CHROMA  # bring ab within reach of the bisection's 2^-steps precision
+    sub[far, 1:] *= (MAX_CHROMA / chroma[far])[:, None]
     l, a, b = sub[:, 0], sub[:, 1], sub[:, 2]
     lo = np.zeros(len(sub), np.float32)
     hi = np.ones(len(sub), np.float32)

@@ -170,6 +170,12 @@ def remove_partials(root: str) -> int:
     return len(stale)
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (a results table then names its files whatever folder it
+    is read from, as its source URIs are); any other URL as it is."""
+    return os.path.abspath(uri) if "://" not in uri else uri
+
+
 def is_dir(uri: str) -> bool:
     """Whether an fsspec URL is a folder."""
     fs, path = fsspec.core.url_to_fs(uri)
