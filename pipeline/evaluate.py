@@ -571,6 +571,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
     if args.compare:
         check_compare(args.compare)
     checks.check_output_dir(args.output)
+    checks.check_job_folder(args.output, JOB)
     checks.check_device(args.device)
     with output_lock(args.output, JOB):
         return _run(args, beam_args, patterns, total)

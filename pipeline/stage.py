@@ -236,6 +236,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     allow_empty = getattr(args, "allow_empty", False)
     patterns, total = checks.match_inputs(args.inputs, allow_empty, args.output)
     checks.check_output_dir(args.output)
+    checks.check_job_folder(args.output, JOB)
     with output_lock(args.output, JOB):
         return _run(args, beam_args, patterns, total)
 
