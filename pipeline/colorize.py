@@ -265,18 +265,22 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
     return {**marker["row"], "key": uri_key(uri), "source_uri": uri, "output_uri": out}
 
 
-def made_with(row: dict, cfg: ColorizeConfig) -> bool:
-    """Whether a finished output's results row was made with this run's model, weights and
-    decode settings (else --skip-existing redoes it: one folder, one set of settings)."""
-    strength = hinted_strength(cfg.settings.strength, row.get("hints", 0))
-    want = {
+def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
+    """The results columns that record how an image with `hints` hints is colorized."""
+    return {
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
         "temperature": cfg.settings.temperature,
         "decode": cfg.settings.method,
-        "strength": strength,
+        "strength": hinted_strength(cfg.settings.strength, hints),  # hints: 1
         "render_size": cfg.render_size,
     }
+
+
+def made_with(row: dict, cfg: ColorizeConfig) -> bool:
+    """Whether a finished output's results row was made with this run's model, weights and
+    decode settings (else --skip-existing redoes it: one folder, one set of settings)."""
+    want = settings_columns(cfg, row.get("hints", 0))
     return all(row.get(k) == v for k, v in want.items())
 
 
@@ -406,12 +410,7 @@ def finish(
         "output_uri": item["output_uri"],
         "width": item["width"],
         "height": item["height"],
-        "model": cfg.model,
-        "weights_sha256": cfg.weights_sha256,
-        "temperature": cfg.settings.temperature,
-        "decode": cfg.settings.method,
-        "strength": strength,
-        "render_size": cfg.render_size,
+        **settings_columns(cfg, item.get("hints", 0)),
         "frame": 0,
         "frames": item.get("frames", 1),
         "mean_chroma": float(chroma(ab_out).mean()),

@@ -614,9 +614,11 @@ def _run(
     if args.no_report:
         return None
     rows = read_table(join(args.output, "metrics")).to_pylist()
+    outcomes = read_json(join(args.output, "stats.json"))["outcomes"]
     meta = {
         "data": list(args.inputs),
         "images": len({r["key"] for r in rows}),
+        "left_out": {o: n for o, n in sorted(outcomes.items()) if o != EVALUATED},
         "size": args.size,
         "models": {
             s.label: {

@@ -221,13 +221,15 @@ def test_reruns_leave_no_stale_report_and_never_score_their_own_files(setup, tmp
     src.mkdir()
     for img in setup["images"][:2]:
         (src / img.name).write_bytes(img.read_bytes())
+    (src / "bad.png").write_bytes(b"not a picture")
     argv = [f"{src}/**", str(src / "ev"), "--model", f"{MODEL},weights={setup['ckpt']}",
             "--priors", setup["priors"], "--device", "cpu", "--size", "32"]  # fmt: skip
     for _ in range(2):
         summary = evaluate.run(job_args(evaluate, argv), list(BEAM_ARGS))
         assert summary["meta"]["images"] == 2
-        assert read_table(str(src / "ev" / "errors")).num_rows == 0
-    assert (src / "ev" / "report.md").exists()
+        assert read_table(str(src / "ev" / "errors")).num_rows == 1  # bad.png only
+    report = (src / "ev" / "report.md").read_text()
+    assert "2 images (inputs left out: 1 undecodable; their reasons are in errors/" in report
     assert evaluate.run(job_args(evaluate, [*argv, "--no-report"]), list(BEAM_ARGS)) is None
     left = {p.name for p in (src / "ev").iterdir()}
     assert not left & {"report.md", "report.html", "summary.json", "cmf.png", "examples.png"}

@@ -233,11 +233,16 @@ def test_init_from_weights(trained, stage_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in conv)
 
 
+def _folder_holding(folder, src) -> object:
+    """`folder` (made) holding a copy of the file `src`."""
+    folder.mkdir()
+    (folder / src.name).write_bytes(src.read_bytes())
+    return folder
+
+
 def test_a_folder_with_a_trained_model_is_not_overwritten(trained, stage_dir, tmp_path):
     src, _ = trained
-    out = tmp_path / "done"
-    out.mkdir()
-    (out / "model.pt").write_bytes((src / "model.pt").read_bytes())
+    out = _folder_holding(tmp_path / "done", src / "model.pt")
     with pytest.raises(checks.UsageError, match=r"holds a trained model \(model.pt\): pass --re"):
         train.run(_args(stage_dir, out), [])
     assert (out / "model.pt").read_bytes() == (src / "model.pt").read_bytes()
@@ -245,9 +250,7 @@ def test_a_folder_with_a_trained_model_is_not_overwritten(trained, stage_dir, tm
 
 def test_resume_with_other_settings_names_them(trained, stage_dir, tmp_path):
     src, _ = trained
-    out = tmp_path / "resumed"
-    out.mkdir()
-    (out / "checkpoint.pt").write_bytes((src / "checkpoint.pt").read_bytes())
+    out = _folder_holding(tmp_path / "resumed", src / "checkpoint.pt")
     with pytest.raises(checks.UsageError, match=r"trained with other settings \(width=0.125\)"):
         train.run(_args(stage_dir, out, "--resume", "--width", "0.25"), [])
 

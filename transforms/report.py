@@ -570,6 +570,7 @@ def report_context(agg: Mapping, meta: Mapping, compare: Mapping | None = None) 
     truth = (agg.get("truth") or {}).get("colorfulness")
     return {
         "n_images": agg.get("n_images"),
+        "left_out": ", ".join(f"{n} {o}" for o, n in (meta.get("left_out") or {}).items()),
         "models": [m for m in agg["models"] if m not in agg.get("baselines", [])],
         "baselines": list(agg.get("baselines", [])),
         "date": meta.get("date"),
