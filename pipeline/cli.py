@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import glob
 import importlib
 import logging
 import os
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     # processes') passes a gate that Ctrl-C closes at once, so no thread's or worker's
     # traceback follows the one line that says what happened.
     gate = StderrGate() if console and not details else None
+    if console:  # a SIGINT to this process alone (kill -INT, a supervisor) reaches the workers
+        signal.signal(signal.SIGINT, interrupt_with_children)
     try:
         args.func(args, rest)
         if console:  # done: a Ctrl-C now would only break the interpreter's shutdown
@@ -250,6 +253,36 @@ def _failed(e: Exception, job: str, details: bool) -> int:
         + ("" if details else " (run with -v for the traceback)")
     )
     return 1
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid`, children first (Linux: /proc/PID/task/*/children; [] where
+    there is no /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop(0)
+        for listing in glob.glob(f"/proc/{parent}/task/*/children"):
+            try:
+                with open(listing) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except (OSError, ValueError):  # the task ended meanwhile
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def interrupt_with_children(signum: int, frame) -> None:
+    """SIGINT handler of the console script: SIGINT to every process below this one (Beam's
+    worker processes, which a terminal's Ctrl-C reaches as members of its process group but a
+    `kill -INT PID` does not: Beam's shutdown would wait for them forever), then
+    KeyboardInterrupt as Python's own handler raises."""
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
+    raise KeyboardInterrupt
 
 
 def _interrupted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -417,9 +418,11 @@ def test_beam_info_logs_only_with_verbose():
 
 
 @pytest.mark.slow
-def test_ctrl_c_of_a_real_run(tmp_path):
-    """SIGINT to the whole process group, as a terminal sends it, during a multi-process
-    stage run: one line, exit code 130, no traceback from Beam's threads or workers."""
+@pytest.mark.parametrize("to", ["group", "process"])
+def test_ctrl_c_of_a_real_run(tmp_path, to):
+    """SIGINT to the whole process group, as a terminal sends it, or to the main process
+    alone (kill -INT PID: Beam's shutdown once waited for the workers forever) during a
+    multi-process stage run: one line, exit code 130, no traceback, no worker left."""
     import re
     import signal
     import threading
@@ -444,13 +447,41 @@ def test_ctrl_c_of_a_real_run(tmp_path):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     assert working.wait(timeout=120), "".join(lines)  # mid-run, whatever the machine's speed
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=120)
+    workers = cli.descendants(proc.pid)
+    assert workers  # Beam's worker processes (and the shells that start them)
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
     reader.join(timeout=30)
     err = "".join(lines)
     assert proc.returncode == 130, err
+    time.sleep(2)
+    assert not [w for w in workers if os.path.exists(f"/proc/{w}")], "workers outlived the run"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.splitlines()[-1].startswith("chromabeam: error: stage interrupted after "), err
+
+
+def test_descendants_lists_the_processes_below_one():
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("no /proc")
+    shell = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30; wait"])
+    try:
+        for _ in range(100):  # until the shell has started both
+            below = cli.descendants(shell.pid)
+            if len(below) == 2:
+                break
+            time.sleep(0.05)
+        assert len(below) == 2
+        mine = cli.descendants(os.getpid())
+        assert shell.pid in mine and set(below) <= set(mine)
+        assert mine.index(shell.pid) < min(mine.index(b) for b in below)  # children first
+    finally:
+        for pid in cli.descendants(shell.pid):
+            os.kill(pid, 9)
+        shell.kill()
+        shell.wait()
 
 
 def test_make_before_after_writes_to_out_by_default(tmp_path, monkeypatch):
