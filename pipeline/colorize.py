@@ -118,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--strength",
         type=checks.strength,
         default=None,
-        help="factor on the predicted ab (default: the model's, chosen on validation data)",
+        help="factor on the predicted ab (default: the model's, chosen on validation data; "
+        "an image with colour hints is always colorized at 1)",
     )
     p.add_argument(
         "--render-size",
@@ -475,6 +476,8 @@ def colorize_files(inputs: list[str], out_file: str, args) -> None:
     checks.check_no_overwrite([out_file], inputs)
     fmt = checks.image_format(out_file, args.format)
     check_hints_option(args, batch=False)
+    if args.skip_existing:
+        log.warning("--skip-existing: -o colorizes its one image whatever is there")
     checkpoint = checks.check_weights(args.model, args.weights)  # read once, used thrice
     checks.check_device(args.device)
     cfg = config_from_args(args, inputs, posixpath.dirname(out_file) or ".", checkpoint)

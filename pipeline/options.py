@@ -7,6 +7,8 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.checks import UsageError
+
 log = logging.getLogger(__name__)
 DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
@@ -29,6 +31,7 @@ def make_pipeline_options(
     if "--runner" not in given:
         args.append(f"--runner={DEFAULT_RUNNER}")
     runner = _flag(args, "--runner") or DEFAULT_RUNNER
+    check_runner(runner)
     if runner in ("DirectRunner", "direct", DEFAULT_RUNNER):
         if "--direct_running_mode" not in given:
             args.append(f"--direct_running_mode={local_mode}")
@@ -36,6 +39,16 @@ def make_pipeline_options(
             args.append(f"--direct_num_workers={os.cpu_count() or 1}")
     log.debug("Beam options: %s", " ".join(args))
     return PipelineOptions(args)
+
+
+def check_runner(runner: str) -> None:
+    """UsageError (one line, exit code 2) for a --runner Beam does not know."""
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(runner)
+    except ValueError as e:
+        raise UsageError(f"--runner {runner}: {e}") from None
 
 
 def is_local(options: PipelineOptions) -> bool:

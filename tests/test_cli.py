@@ -506,6 +506,13 @@ def test_make_before_after_writes_to_out_by_default(tmp_path, monkeypatch):
     assert tracked.stat().st_mtime_ns == before
 
 
+def test_an_unknown_runner_is_a_usage_error(tmp_path, capsys):
+    code, err = _fail(["colorize", SAMPLES, str(tmp_path / "o"), "--runner", "Bogus"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith("--runner Bogus: Unexpected pipeline runner: Bogus.")
+    assert line.endswith("or the fully qualified name of a PipelineRunner subclass.")
+
+
 def test_train_needs_a_stage_output(tmp_path, capsys):
     code, err = _fail(["train", str(tmp_path / "none"), str(tmp_path / "run")], capsys)
     assert code == 2
