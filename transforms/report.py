@@ -548,6 +548,7 @@ def _meta_items(agg: Mapping, meta: Mapping) -> list[str]:
     if meta.get("settings"):
         items.append(f"Settings: {_as_text(meta['settings'])}")
     shown = {"data", "data_glob", "images", "n_images", "models", "baselines", "settings", "date"}
+    shown |= {"left_out"}  # said in the intro sentence (report_context)
     for k, v in meta.items():
         if k not in shown:
             items.append(f"{k}: {_as_text(v)}")
