@@ -16,8 +16,9 @@ What it measures, all in one run (globs are relative to the repository root):
   stage_batch  the same files through transforms.staging.stage_batch in batches of
              --batch-files (what the job runs: the array maths once per batch);
   profile    cProfile of the stage_batch loop on --profile-files files, split into decode,
-             resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + hash;
-             Parquet writing (staging.write_shard_rows) timed on the rows it produced;
+             resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + mean
+             chroma + hash; Parquet writing (staging.write_shard_rows) timed on the rows it
+             produced;
   worker     the job itself in this process on one worker thread (in_memory) over the files,
              stage_batch and the shard writer timed where the job calls them: ms per input
              of each, and the rest (Beam's per-element work, reading, accounting);
@@ -234,9 +235,14 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
         "filter (classify_tone_batch)": ["classify_tone_batch"],
         "  tone residuals": ["batch_tone_residuals"],
         "  smoothed tone residuals": ["batch_smooth_tone_residuals"],
-        "Lab / YUV": ["rgb8_to_lab_planes", "rgb8_to_yuv_planes", "rgb_to_lab"],
+        # rgb8_to_lab_planes (the filter's thumbnails) is counted by the two it calls
+        "Lab / YUV": ["rgb8_lab_f", "lab_f_to_ab", "rgb8_to_yuv_planes", "rgb_to_lab"],
         "histogram": ["ab_histograms"],
-        "quantize + hash": [
+        "quantize + mean chroma + hash": [
+            "_quantize_ab_in_place",
+            "_quantize_fy_in_place",
+            "_mean_chroma",
+            "quantize_pair",
             "quantize_l",
             "quantize_ab",
             "quantize_y",

@@ -189,6 +189,21 @@ def test_rgb8_planes_keep_the_image_shape_and_take_only_uint8():
         colour.rgb8_to_yuv_planes(img.astype(np.float32))
 
 
+def test_rgb8_lab_f_takes_the_linear_segment_only_where_it_applies():
+    # f(t) = t^(1/3) above (6/29)^3, (kappa t + 16) / 116 below; all dark, none dark, mixed
+    dark = np.array([[0, 0, 0], [1, 2, 3], [5, 0, 9], [0, 7, 0]], np.uint8)
+    bright = np.full((4, 3), 200, np.uint8)
+    for rgb in (dark, bright, np.concatenate([dark, bright])):
+        f = colour.rgb8_lab_f(rgb)
+        assert f.shape == (3, len(rgb)) and f.dtype == np.float32
+        lab = colour.rgb_to_lab(rgb)
+        np.testing.assert_allclose(116.0 * f[1] - 16.0, lab[:, 0], atol=1e-4)
+        np.testing.assert_allclose(np.stack(colour.lab_f_to_ab(f), -1), lab[:, 1:], atol=1e-4)
+    np.testing.assert_allclose(colour.rgb8_lab_f(dark[:1])[:, 0], 16.0 / 116.0, atol=1e-7)
+    with pytest.raises(TypeError):
+        colour.rgb8_lab_f(dark.astype(np.float32))
+
+
 def test_rgb8_to_yuv_planes_matches_skimage(rgb8):
     yuv = np.stack(colour.rgb8_to_yuv_planes(rgb8), -1)
     assert np.abs(yuv - skcolor.rgb2yuv(rgb8[None])[0]).max() <= 1e-5

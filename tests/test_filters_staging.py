@@ -441,22 +441,53 @@ def test_nearest_bin_table_is_the_first_neighbour():
     np.testing.assert_array_equal(table[flat], np.argmin(d2, axis=1))
 
 
-def test_ab_histogram_equals_the_lattice_histogram():
+def _quantized(ab: np.ndarray) -> np.ndarray:
+    """quantize_ab of float ab (..., 2) as an int8 array of the same shape."""
+    return np.frombuffer(staging.quantize_ab(ab), np.int8).reshape(ab.shape)
+
+
+def test_ab_histogram_counts_the_nearest_bin_of_each_stored_pair():
     from transforms.bins import lattice_index
 
     rng = np.random.default_rng(1)
-    ab = rng.uniform(-110, 110, (64, 64, 2)).astype(np.float32)
+    ab = rng.uniform(-127, 127, (64, 64, 2)).astype(np.float32)
     ab[:4] = np.rint(ab[:4]) + 0.5  # rounding ties
     ab[4, :4] = [[-200, 200], [200, -200], [127.5, -127.5], [-128.5, 128.5]]  # clipped
-    i, j = lattice_index(ab)
+    q = _quantized(ab)
+    # brute force: every stored pair looked up in the 257 x 257 nearest-bin table
     table = staging.nearest_bin_table().reshape(257, 257)
-    ref = np.bincount(table[i, j].ravel(), minlength=num_bins())
-    hist = staging.ab_histogram(ab[..., 0], ab[..., 1])
+    qi = q.astype(int) + 128
+    ref = np.bincount(table[qi[..., 0], qi[..., 1]].ravel(), minlength=num_bins())
+    hist = staging.ab_histogram(q)
     assert hist.dtype == np.int64 and hist.shape == (num_bins(),)
     np.testing.assert_array_equal(hist, ref)
-    ab64 = ab.astype(np.float64)  # float64 planes: the same lattice, no float32 rounding
-    np.testing.assert_array_equal(staging.ab_histogram(ab64[..., 0], ab64[..., 1]), ref)
-    np.testing.assert_array_equal(ab[..., 0], ab64[..., 0])  # the input is left as it was
+    assert hist.sum() == 64 * 64
+    # inside ±127 and away from float32 rounding of ab + 128, bins.histogram's lattice agrees
+    inner = np.float64(ab[5:])
+    i, j = lattice_index(inner)
+    np.testing.assert_array_equal(
+        staging.ab_histogram(_quantized(inner)),
+        np.bincount(table[i, j].ravel(), minlength=num_bins()),
+    )
+
+
+def test_ab_histogram_rounds_each_value_once():
+    # a = -4.500002 in float32 (a flat CIFAR-10 sky): quantize_ab stores -5, but -4.500002 +
+    # 128 rounds to 123.5 in float32 and then to 124 (-4): the histogram counts what is stored
+    a = np.float32(-4.500002)
+    assert np.rint(a + np.float32(128)) - 128 != np.rint(a)  # the float32 trap
+    q = _quantized(np.array([[a, 0.0]], np.float32))
+    assert q.tolist() == [[-5, 0]]
+    table = staging.nearest_bin_table().reshape(257, 257)
+    assert staging.ab_histogram(q).argmax() == table[128 - 5, 128]
+
+
+def test_pair_bin_table_reads_both_bytes_in_this_machines_order():
+    pairs = np.array([[-128, -128], [127, 127], [-5, 3], [3, -5], [0, 0]], np.int8)
+    codes = pairs.view(np.uint16).ravel()
+    table = staging.nearest_bin_table().reshape(257, 257)
+    want = table[pairs[:, 0].astype(int) + 128, pairs[:, 1].astype(int) + 128]
+    np.testing.assert_array_equal(staging._pair_bin_table()[codes], want)
 
 
 def test_quantize_pair_is_quantize_ab_and_uv_of_the_stacked_planes():
@@ -667,9 +698,10 @@ def test_classify_tone_batch_decides_as_classify_tone():
 
 def test_ab_histograms_are_the_per_image_histograms():
     ab = np.random.default_rng(1).uniform(-110, 110, size=(3, 20, 20, 2)).astype(np.float32)
-    hists = staging.ab_histograms(ab[..., 0], ab[..., 1])
-    for h, x in zip(hists, ab, strict=True):
-        np.testing.assert_array_equal(h, staging.ab_histogram(x[..., 0], x[..., 1]))
+    q = _quantized(ab)
+    hists = staging.ab_histograms(q.reshape(3, -1, 2))
+    for h, x in zip(hists, q, strict=True):
+        np.testing.assert_array_equal(h, staging.ab_histogram(x))
 
 
 def _batch_items() -> list[tuple[str, bytes]]:

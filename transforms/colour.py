@@ -74,37 +74,58 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 _RGB_TO_XYZN = (_RGB_TO_XYZ / D65_WHITE[:, None]).astype(np.float32)
 
 
+def rgb8_lab_f(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB (..., 3) -> (3, P) float32 planes fx, fy, fz of its P pixels: CIE Lab's
+    companding f of X/Xn, Y/Yn, Z/Zn, from which L = 116 fy - 16, a = 500 (fx - fy),
+    b = 200 (fy - fz) (rgb8_to_lab_planes, lab_f_to_ab).
+
+    The fast path of `stage` (one pass per step, no (..., 3) temporaries): the 256-entry
+    linearisation table, the XYZ matrix with the white point folded in, one cube root, and
+    the linear segment (f <= (6/29)^3, a few percent of the values) computed on those values
+    alone.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb8_lab_f takes uint8, not {rgb.dtype}")
+    planes = np.ascontiguousarray(rgb.reshape(-1, 3).T)  # (3, P): take is fastest on these
+    lin = np.take(_LINEAR_OF_UINT8, planes, mode="wrap")  # uint8 indices: no bounds checks
+    f = _RGB_TO_XYZN @ lin  # X/Xn, Y/Yn, Z/Zn
+    flat = f.reshape(-1)
+    small = np.flatnonzero(flat <= _EPS)
+    linear = flat[small] * _KAPPA
+    linear += 16.0
+    linear /= 116.0
+    np.cbrt(f, out=f)
+    flat[small] = linear
+    return f
+
+
+def lab_f_to_ab(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(3, P) planes of rgb8_lab_f -> the a and b planes (P,) float32."""
+    fx, fy, fz = f
+    a = fx - fy
+    a *= np.float32(500.0)
+    b = fy - fz
+    b *= np.float32(200.0)
+    return a, b
+
+
 def rgb8_to_lab_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """uint8 sRGB (..., 3) -> CIE Lab D65 as three float32 planes L, a, b, each (...).
 
-    The fast path of `stage` (one pass per step, no (..., 3) temporaries): the same maths as
-    rgb_to_lab (256-entry linearisation table, float32), summed in another order, so it
-    agrees with rgb_to_lab to 1e-4 (6.1e-5 measured over all 2^24 colours) and with
-    skimage.color.rgb2lab to 5e-4 (tests/test_colour.py).
+    rgb8_lab_f's planes combined: the same maths as rgb_to_lab (256-entry linearisation
+    table, float32), summed in another order, so it agrees with rgb_to_lab to 1e-4 (6.1e-5
+    measured over all 2^24 colours) and with skimage.color.rgb2lab to 5e-4
+    (tests/test_colour.py).
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8:
         raise TypeError(f"rgb8_to_lab_planes takes uint8, not {rgb.dtype}")
     shape = rgb.shape[:-1]
-    planes = np.ascontiguousarray(rgb.reshape(-1, 3).T)  # (3, N): take is fastest on these
-    lin = np.take(_LINEAR_OF_UINT8, planes, mode="wrap")  # uint8 indices: no bounds checks
-    f = _RGB_TO_XYZN @ lin  # X/Xn, Y/Yn, Z/Zn
-    small = f <= _EPS
-    linear = None
-    if small.any():  # the linear segment, for every value (cheaper than gathering the few)
-        linear = f * _KAPPA
-        linear += 16.0
-        linear /= 116.0
-    np.cbrt(f, out=f)
-    if linear is not None:
-        np.copyto(f, linear, where=small)
-    fx, fy, fz = f
-    l = fy * np.float32(116.0)
+    f = rgb8_lab_f(rgb)
+    l = f[1] * np.float32(116.0)
     l -= np.float32(16.0)
-    a = fx - fy
-    a *= np.float32(500.0)
-    b = fy - fz
-    b *= np.float32(200.0)
+    a, b = lab_f_to_ab(f)
     return l.reshape(shape), a.reshape(shape), b.reshape(shape)
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from transforms import schema
 from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
-from transforms.colour import rgb8_to_lab_planes, rgb8_to_yuv_planes
+from transforms.colour import lab_f_to_ab, rgb8_lab_f, rgb8_to_lab_planes, rgb8_to_yuv_planes
 from transforms.crop import fit_and_crop, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import _row_ids, atomic_write, join
@@ -112,39 +112,38 @@ def nearest_bin_table() -> np.ndarray:
     return out
 
 
-def ab_histogram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pixel counts per in-gamut bin (Q,) int64 of ab planes, one bincount: equal to
-    bins.histogram(np.stack([a, b], -1)) (the same lattice rounding and clipping)."""
-    return ab_histograms(np.asarray(a)[None], np.asarray(b)[None])[0]
+def ab_histogram(abq: np.ndarray) -> np.ndarray:
+    """Pixel counts per in-gamut bin (Q,) int64 of one image's quantized ab (..., 2) int8
+    (quantize_ab's values, the shard's ab bytes): ab_histograms of one."""
+    return ab_histograms(np.asarray(abq, np.int8).reshape(1, -1, 2))[0]
 
 
-def ab_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """ab_histogram of each of N images' ab planes (N, ...): (N, Q) int64, one bincount."""
-    top = 2 * _LUT_HALF / _LUT_STEP
-    n = len(a)
-    lattice = []  # the lattice coordinate of a, then of b, in place on one copy of each
-    for plane in (a, b):
-        x = np.asarray(plane) + np.float32(_LUT_HALF)  # float32 planes stay float32
-        if _LUT_STEP != 1.0:  # dividing by 1 is exact: a pass saved
-            x /= _LUT_STEP
-        np.rint(x, out=x)
-        np.clip(x, 0, top, out=x)
-        lattice.append(x)
-    i, j = lattice
-    i *= top + 1  # (top + 1)^2 < 2^24: the flat lattice index is exact in float32
-    i += j
+def ab_histograms(abq: np.ndarray) -> np.ndarray:
+    """Pixel counts per in-gamut bin (N, Q) int64 of N images' quantized ab (N, P, 2) int8:
+    the nearest bin (nearest_bin_table) of each stored ab pair, looked up on the pair's two
+    bytes read as one uint16 (a 2^16-entry table), and one bincount. Counting the stored
+    values, the histogram is the one of the ab a model trains on."""
+    abq = np.ascontiguousarray(abq, np.int8)
+    n = len(abq)
+    codes = abq.reshape(n, -1, 2).view(np.uint16).reshape(n, -1)
+    bins = _pair_bin_table().take(codes)
     q = num_bins()
-    bins = _nearest_bin_index().take(i.reshape(n, -1).astype(np.int32))
     if n > 1:
         bins += (np.arange(n, dtype=np.intp) * q)[:, None]  # image k counts into k*Q ...
     return np.bincount(bins.ravel(), minlength=n * q).reshape(n, q).astype(np.int64)
 
 
 @lru_cache(maxsize=1)
-def _nearest_bin_index() -> np.ndarray:
-    """nearest_bin_table as np.intp, bincount's own index type (it converts any other index
-    array first: a pass over every pixel)."""
-    out = nearest_bin_table().astype(np.intp)
+def _pair_bin_table() -> np.ndarray:
+    """(65536,) np.intp (bincount's own index type): the nearest bin of each int8 ab pair,
+    indexed by the pair's two bytes read as one uint16 in this machine's byte order."""
+    if _LUT_STEP != 1.0 or _LUT_HALF < 128:
+        raise AssertionError("the pair table needs bins' 1-unit lattice over [-128, 128]")
+    pairs = np.stack(np.meshgrid(*(np.arange(-128, 128),) * 2, indexing="ij"), -1)
+    pairs = np.ascontiguousarray(pairs.reshape(-1, 2).astype(np.int8))
+    flat = (pairs[:, 0].astype(np.intp) + _LUT_HALF) * (2 * _LUT_HALF + 1) + pairs[:, 1] + _LUT_HALF
+    out = np.empty(1 << 16, np.intp)
+    out[pairs.view(np.uint16).ravel()] = nearest_bin_table()[flat]
     out.setflags(write=False)
     return out
 
@@ -209,31 +208,58 @@ def filter_thresholds(t: GrayThresholds, side: int) -> GrayThresholds:
 
 def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
     """The pixel columns (l, ab, hist, mean_chroma) of N crops (N, size, size, 3) uint8, each
-    array step once over the whole batch: one Lab conversion (colour.rgb8_to_lab_planes, the
-    uint8 fast path), the histogram (one bincount) and mean chroma in Lab whatever the space."""
-    l, a, b = rgb8_to_lab_planes(crops)
+    array step once over the whole batch: one Lab conversion (colour.rgb8_lab_f, the uint8
+    fast path), ab quantized in place, the histogram of the quantized ab (one bincount) and
+    mean chroma in Lab whatever the space."""
     n = len(crops)
+    f = rgb8_lab_f(crops)
+    a, b = lab_f_to_ab(f)
+    mean_chroma = _mean_chroma(a, b, n)
+    abq = _quantize_ab_in_place(a, b)
+    hist = ab_histograms(abq.reshape(n, -1, 2))
     if cfg.space == "yuv":
         y, u, v = rgb8_to_yuv_planes(crops)
-        lq, abq = quantize_y(y), quantize_pair(u, v, UV_SCALE)
+        lq, abq_bytes = quantize_y(y), quantize_pair(u, v, UV_SCALE)
     elif cfg.space == "lab":
-        lq, abq = quantize_l(l), quantize_pair(a, b)
+        lq, abq_bytes = _quantize_fy_in_place(f[1]), abq.tobytes()
     else:
         raise ValueError(f"unknown colour space {cfg.space!r} ({', '.join(SPACES)})")
-    l_size, ab_size = len(lq) // n, len(abq) // n
+    l_size, ab_size = len(lq) // n, len(abq_bytes) // n
     return {
         "l": [lq[i * l_size : (i + 1) * l_size] for i in range(n)],
-        "ab": [abq[i * ab_size : (i + 1) * ab_size] for i in range(n)],
-        "hist": ab_histograms(a, b).astype(np.int32).tolist(),
-        "mean_chroma": _chroma(a, b).reshape(n, -1).mean(axis=1).tolist(),
+        "ab": [abq_bytes[i * ab_size : (i + 1) * ab_size] for i in range(n)],
+        "hist": hist.astype(np.int32).tolist(),
+        "mean_chroma": mean_chroma.tolist(),
     }
 
 
-def _chroma(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sqrt(a^2 + b^2), in place on one temporary."""
+def _mean_chroma(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Mean sqrt(a^2 + b^2) of each of n images' pixels, a and b (P,) float32 planes: (n,)."""
     c = a * a
     c += b * b
-    return np.sqrt(c, out=c)
+    np.sqrt(c, out=c)
+    return c.reshape(n, -1).mean(axis=1)
+
+
+def _quantize_ab_in_place(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """quantize_ab of a, b (P,) float32 planes as an int8 array (P, 2), a and b interleaved
+    (the shards' layout); a and b are overwritten."""
+    out = np.empty(a.shape + (2,), np.int8)
+    for k, plane in enumerate((a, b)):
+        np.rint(plane, out=plane)
+        np.clip(plane, -127, 127, out=plane)
+        out[..., k] = plane  # integral and in range: the cast is exact
+    return out
+
+
+def _quantize_fy_in_place(fy: np.ndarray) -> bytes:
+    """quantize_l of L = 116 fy - 16 (rgb8_lab_f's fy plane, overwritten)."""
+    fy *= np.float32(116.0)
+    fy -= np.float32(16.0)
+    fy *= np.float32(2.55)
+    np.rint(fy, out=fy)
+    np.clip(fy, 0, 255, out=fy)
+    return fy.astype(np.uint8).tobytes()
 
 
 def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
