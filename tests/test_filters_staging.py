@@ -555,6 +555,13 @@ def test_shard_table_equals_from_pylist(colour_rows, tmp_path):
     assert table.equals(pa.Table.from_pylist(rows, schema=schema.SHARD_SCHEMA))
     uri = staging.write_shard_rows(rows, str(tmp_path), "part")
     assert pq.read_table(uri).equals(table)
+    meta = pq.ParquetFile(uri).metadata.row_group(0)
+    assert {meta.column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
+    assert staging.shard_zstd_levels(["l", "ab", "key"]) == {
+        "l": staging.SHARD_ZSTD_LEVELS["l"],
+        "ab": staging.SHARD_ZSTD_LEVEL,
+        "key": staging.SHARD_ZSTD_LEVEL,
+    }
     assert staging.write_shard_rows(rows, str(tmp_path), "part") == uri  # named by content
     with pytest.raises(ValueError):
         staging.write_shard_rows([], str(tmp_path), "part")
