@@ -235,14 +235,18 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
         "filter (classify_tone_batch)": ["classify_tone_batch"],
         "  tone residuals": ["batch_tone_residuals"],
         "  smoothed tone residuals": ["batch_smooth_tone_residuals"],
-        # rgb8_to_lab_planes (the filter's thumbnails) is counted by the two it calls
-        "Lab / YUV": ["rgb8_lab_f", "lab_f_to_ab", "rgb8_to_yuv_planes", "rgb_to_lab"],
+        # rgb8_to_lab_planes (the filter's thumbnails) is counted by the three it calls
+        "Lab / YUV": [
+            "rgb8_lab_f",
+            "lab_f_to_l",
+            "lab_f_to_ab",
+            "rgb8_to_yuv_planes",
+            "rgb_to_lab",
+        ],
         "histogram": ["ab_histograms"],
         "quantize + mean chroma + hash": [
-            "_quantize_ab_in_place",
-            "_quantize_fy_in_place",
             "_mean_chroma",
-            "quantize_pair",
+            "quantize_pair_array",  # under quantize_pair too: counted once
             "quantize_l",
             "quantize_ab",
             "quantize_y",

@@ -77,7 +77,7 @@ _RGB_TO_XYZN = (_RGB_TO_XYZ / D65_WHITE[:, None]).astype(np.float32)
 def rgb8_lab_f(rgb: np.ndarray) -> np.ndarray:
     """uint8 sRGB (..., 3) -> (3, P) float32 planes fx, fy, fz of its P pixels: CIE Lab's
     companding f of X/Xn, Y/Yn, Z/Zn, from which L = 116 fy - 16, a = 500 (fx - fy),
-    b = 200 (fy - fz) (rgb8_to_lab_planes, lab_f_to_ab).
+    b = 200 (fy - fz) (lab_f_to_l, lab_f_to_ab).
 
     The fast path of `stage` (one pass per step, no (..., 3) temporaries): the 256-entry
     linearisation table, the XYZ matrix with the white point folded in, one cube root, and
@@ -98,6 +98,13 @@ def rgb8_lab_f(rgb: np.ndarray) -> np.ndarray:
     np.cbrt(f, out=f)
     flat[small] = linear
     return f
+
+
+def lab_f_to_l(f: np.ndarray) -> np.ndarray:
+    """(3, P) planes of rgb8_lab_f -> the L plane (P,) float32."""
+    l = f[1] * np.float32(116.0)
+    l -= np.float32(16.0)
+    return l
 
 
 def lab_f_to_ab(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +130,7 @@ def rgb8_to_lab_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         raise TypeError(f"rgb8_to_lab_planes takes uint8, not {rgb.dtype}")
     shape = rgb.shape[:-1]
     f = rgb8_lab_f(rgb)
-    l = f[1] * np.float32(116.0)
-    l -= np.float32(16.0)
+    l = lab_f_to_l(f)
     a, b = lab_f_to_ab(f)
     return l.reshape(shape), a.reshape(shape), b.reshape(shape)
 

@@ -12,7 +12,13 @@ import pyarrow.parquet as pq
 
 from transforms import schema
 from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
-from transforms.colour import lab_f_to_ab, rgb8_lab_f, rgb8_to_lab_planes, rgb8_to_yuv_planes
+from transforms.colour import (
+    lab_f_to_ab,
+    lab_f_to_l,
+    rgb8_lab_f,
+    rgb8_to_lab_planes,
+    rgb8_to_yuv_planes,
+)
 from transforms.crop import fit_and_crop, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import _row_ids, atomic_write, join
@@ -79,12 +85,17 @@ def quantize_pair(x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> bytes:
     """Two float planes (...) -> int8 bytes of (..., 2), x and y interleaved: round(plane *
     scale), clipped to ±127: quantize_ab (scale 1) or quantize_uv (UV_SCALE) of the planes
     stacked, without the stacked copy (the pixel columns of stage_batch)."""
+    return quantize_pair_array(x, y, scale).tobytes()
+
+
+def quantize_pair_array(x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """quantize_pair as an int8 array (..., 2)."""
     out = np.empty(np.shape(x) + (2,), np.int8)
     for k, plane in enumerate((x, y)):
         t = np.asarray(np.rint(plane * scale if scale != 1.0 else plane))
         np.clip(t, -127, 127, out=t)
         out[..., k] = t  # integral and in range: the cast is exact
-    return out.tobytes()
+    return out
 
 
 def dequantize_yuv(y_bytes: bytes, uv_bytes: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,19 +224,19 @@ def filter_thresholds(t: GrayThresholds, side: int) -> GrayThresholds:
 def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
     """The pixel columns (l, ab, hist, mean_chroma) of N crops (N, size, size, 3) uint8, each
     array step once over the whole batch: one Lab conversion (colour.rgb8_lab_f, the uint8
-    fast path), ab quantized in place, the histogram of the quantized ab (one bincount) and
-    mean chroma in Lab whatever the space."""
+    fast path), the histogram of the quantized ab (one bincount) and mean chroma in Lab
+    whatever the space."""
     n = len(crops)
     f = rgb8_lab_f(crops)
     a, b = lab_f_to_ab(f)
     mean_chroma = _mean_chroma(a, b, n)
-    abq = _quantize_ab_in_place(a, b)
+    abq = quantize_pair_array(a, b)
     hist = ab_histograms(abq.reshape(n, -1, 2))
     if cfg.space == "yuv":
         y, u, v = rgb8_to_yuv_planes(crops)
         lq, abq_bytes = quantize_y(y), quantize_pair(u, v, UV_SCALE)
     elif cfg.space == "lab":
-        lq, abq_bytes = _quantize_fy_in_place(f[1]), abq.tobytes()
+        lq, abq_bytes = quantize_l(lab_f_to_l(f)), abq.tobytes()
     else:
         raise ValueError(f"unknown colour space {cfg.space!r} ({', '.join(SPACES)})")
     l_size, ab_size = len(lq) // n, len(abq_bytes) // n
@@ -243,27 +254,6 @@ def _mean_chroma(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     c += b * b
     np.sqrt(c, out=c)
     return c.reshape(n, -1).mean(axis=1)
-
-
-def _quantize_ab_in_place(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """quantize_ab of a, b (P,) float32 planes as an int8 array (P, 2), a and b interleaved
-    (the shards' layout); a and b are overwritten."""
-    out = np.empty(a.shape + (2,), np.int8)
-    for k, plane in enumerate((a, b)):
-        np.rint(plane, out=plane)
-        np.clip(plane, -127, 127, out=plane)
-        out[..., k] = plane  # integral and in range: the cast is exact
-    return out
-
-
-def _quantize_fy_in_place(fy: np.ndarray) -> bytes:
-    """quantize_l of L = 116 fy - 16 (rgb8_lab_f's fy plane, overwritten)."""
-    fy *= np.float32(116.0)
-    fy -= np.float32(16.0)
-    fy *= np.float32(2.55)
-    np.rint(fy, out=fy)
-    np.clip(fy, 0, 255, out=fy)
-    return fy.astype(np.uint8).tobytes()
 
 
 def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
