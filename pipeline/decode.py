@@ -4,11 +4,13 @@ MatchFiles (the folder `encode` wrote, or a glob of .cbc files) -> AssignNames (
 colorize uses, transforms.naming: <stem>.png keeps the relative path) -> parse + check each
 bitstream (transforms.bitstream: truncated, corrupted, wrong version / model / weights -> an
 error row naming the file, no output) and pair it with its luminance file (<stem>.l.jpg /
-.l.png, or the user's own grayscale <stem>.png/.jpg/...) -> index-layer streams through
-RunInference (the same ColorizerHandler as encode, hypotheses=True); gray-mode streams skip the
-model -> transforms.colourcodec.decode (integer arithmetic; the refinement layer guided by the
-luminance file's gray levels) -> full-res colour image -> <output>/<stem>.png, results/*.parquet
-(schema.DECODE_SCHEMA), stats.json, errors/.
+.l.png, or the user's own grayscale <stem>.png/.jpg/...), refused when its signature is not
+the one the stream was coded against (another photo; --any-luminance decodes anyway) ->
+index-layer streams through RunInference (the same ColorizerHandler as encode,
+hypotheses=True); gray-mode streams skip the model -> transforms.colourcodec.decode (integer
+arithmetic; the refinement layer guided by the luminance file's gray levels) -> full-res
+colour image -> <output>/<stem>.png, results/*.parquet (schema.DECODE_SCHEMA), stats.json,
+errors/.
 
 As the other jobs: mistakes (no input matched, an output that is a file, weights missing or
 not a multihypothesis checkpoint) stop before any worker starts (pipeline.checks, exit code
@@ -119,6 +121,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         help="refuse larger luminance images (decompression bombs)",
     )
+    p.add_argument(
+        "--any-luminance",
+        action="store_true",
+        help="decode even where the luminance image is not the one the stream was encoded "
+        "with (its signature differs: a grayscale of your own, converted otherwise); the "
+        "colours are then only as right as its gray levels are close to the encoder's",
+    )
     checks.add_allow_empty(p)
     p.add_argument(
         "--base",
@@ -139,6 +148,7 @@ class DecodeConfig:
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
     chroma_subsampling: str = "auto"  # JPEG/WebP chroma: auto | 444 | 420 (encode_image)
+    any_luminance: bool = False  # skip the luminance-signature check (--any-luminance)
 
 
 def find_luminance_if_any(cbc_uri: str) -> str | None:
@@ -189,6 +199,11 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
             f"{uri}: luminance {l_uri} is {l.shape[1]}x{l.shape[0]}, "
             f"the bitstream codes {header.width}x{header.height}",
         )
+    if not cfg.any_luminance:  # before the model runs: another photo decodes to wrong colours
+        try:
+            colourcodec.check_luminance(header, colourcodec.guide_from_l(l), uri)
+        except BitstreamError as e:
+            raise ImageError(schema.BAD_BITSTREAM, f"{e} (luminance {l_uri})") from e
     return {
         "uri": uri,
         "luminance_uri": l_uri,
@@ -212,6 +227,7 @@ def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
             cfg.model,
             cfg.weights_sha256,
             guide=colourcodec.guide_from_l(item["l"]),
+            any_luminance=True,  # checked by prepare (or skipped with --any-luminance)
         )
     except (BitstreamError, colourcodec.CodecError) as e:
         raise ImageError(schema.BAD_BITSTREAM, str(e)) from e
@@ -247,6 +263,7 @@ def config_from_args(args: argparse.Namespace, output: str, fmt: str | None = No
         quality=args.jpeg_quality,
         max_pixels=args.max_pixels,
         chroma_subsampling=getattr(args, "chroma_subsampling", "auto"),
+        any_luminance=getattr(args, "any_luminance", False),
     )
 
 
@@ -308,6 +325,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         "format": cfg.fmt,
         "quality": cfg.quality,
         "chroma_subsampling": cfg.chroma_subsampling,
+        "any_luminance": cfg.any_luminance,
     }
     _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
 

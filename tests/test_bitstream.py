@@ -11,6 +11,7 @@ import pytest
 
 from transforms.bitstream import (
     MAGIC,
+    SIGNATURE_BYTES,
     VERSION,
     BitstreamError,
     Header,
@@ -34,6 +35,7 @@ HEADER = Header(
     quality=50,
     refine_cell=32,
     refine_step_q=16,
+    luminance=bytes([10, 200, 37, 128]),
 )
 PAYLOAD = bytes(range(200)) * 2
 
@@ -53,7 +55,7 @@ def test_round_trip():
     assert header.refine_step == 4.0
     empty = pack(HEADER, b"")
     assert unpack(empty)[1] == b""
-    assert len(empty) < 50  # the header stays small next to a few hundred payload bytes
+    assert len(empty) == 52  # the header stays small next to a few hundred payload bytes
 
 
 def test_truncated_at_every_byte():
@@ -112,10 +114,9 @@ def test_model_free_streams():
     header, payload = unpack(data, "f.cbc", model_id="other", weights_sha256="ab" * 32)
     assert header == free and header.model_free and payload == PAYLOAD
     assert len(pack(HEADER, PAYLOAD)) - len(data) == len(HEADER.model_id) + 8 + 1 + 1 + 1
-    v2 = bytearray(data)
-    v2[4] = 2
-    del v2[_filter_pos(data)]
-    assert _reason(_with_crc(bytes(v2[:-4]))) == "invalid header"
+    assert _reason(_downgrade(data, free, 2)) == "invalid header"
+    header, _ = unpack(_downgrade(data, free, 3))
+    assert header == replace(free, luminance=b"") and header.model_free
 
 
 def test_invalid_fields_rejected():
@@ -145,9 +146,20 @@ def _with_crc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
-def _filter_pos(data: bytes) -> int:
-    """Offset of the refinement filter byte: just before the payload length varint."""
-    return len(data) - 4 - len(PAYLOAD) - len(_varint(len(PAYLOAD))) - 1
+def _filter_pos(data: bytes, header: Header = HEADER) -> int:
+    """Offset of the refinement filter byte: just before the luminance signature's length
+    byte and the signature, which the payload length varint follows."""
+    return len(data) - 4 - len(PAYLOAD) - len(_varint(len(PAYLOAD))) - 2 - len(header.luminance)
+
+
+def _downgrade(data: bytes, header: Header, version: int) -> bytes:
+    """The version-4 stream `data` (packed from `header`) in the layout of version 3 (no
+    luminance signature) or 2 (no refinement filter byte either), CRC recomputed."""
+    pos = _filter_pos(data, header)
+    keep = pos + 1 if version == 3 else pos
+    return _with_crc(
+        data[:4] + bytes([version]) + data[5:keep] + data[pos + 2 + len(header.luminance) : -4]
+    )
 
 
 def test_refine_filter_round_trips_and_unknown_is_refused():
@@ -167,9 +179,36 @@ def test_version_2_streams_read_as_bilinear():
     """A version-2 stream (no filter byte) parses to the same header, with filter 0."""
     data = pack(HEADER, PAYLOAD)
     pos = _filter_pos(data)
-    v2 = _with_crc(data[:4] + bytes([2]) + data[5:pos] + data[pos + 1 : -4])
-    assert len(v2) == len(data) - 1
+    v2 = _downgrade(data, HEADER, 2)
+    assert len(v2) == len(data) - 2 - len(HEADER.luminance)
     header, payload = unpack(v2, "old.cbc", model_id="multihypothesis", weights_sha256=SHA)
-    assert header == HEADER and header.refine_filter == 0 and payload == PAYLOAD
-    # the version byte decides the layout: the same bytes labelled 3 do not parse
+    assert header == replace(HEADER, luminance=b"") and header.refine_filter == 0
+    assert payload == PAYLOAD and header.version == 2
+    # the version byte decides the layout: the same bytes labelled 4 do not parse
     assert _reason(_with_crc(data[:4] + bytes([VERSION]) + v2[5:-4])) in BitstreamError.REASONS
+    assert data[pos] == 0
+
+
+def test_version_3_streams_have_no_luminance_signature():
+    guided = replace(HEADER, refine_filter=1)
+    v3 = _downgrade(pack(guided, PAYLOAD), guided, 3)
+    header, payload = unpack(v3, "v3.cbc")
+    assert header == replace(guided, luminance=b"") and header.version == 3
+    assert payload == PAYLOAD
+
+
+def test_luminance_signature_round_trips_and_bad_lengths_are_refused():
+    """0 or SIGNATURE_BYTES bytes; another length (valid CRC) is an invalid header."""
+    assert len(HEADER.luminance) == SIGNATURE_BYTES
+    none = replace(HEADER, luminance=b"")
+    assert unpack(pack(none, PAYLOAD))[0] == none
+    assert len(pack(HEADER, PAYLOAD)) == len(pack(none, PAYLOAD)) + SIGNATURE_BYTES
+    for bad in (b"\1", b"\1\2\3\4\5"):
+        with pytest.raises(ValueError, match="signature"):
+            pack(replace(HEADER, luminance=bad), PAYLOAD)
+    data = pack(HEADER, PAYLOAD)
+    pos = _filter_pos(data) + 1
+    assert data[pos] == SIGNATURE_BYTES and data[pos + 1 : pos + 5] == HEADER.luminance
+    for length in (1, 2, 3, 5, 255):  # well-formed streams with a signature of that length
+        forged = data[:pos] + bytes([length]) + bytes(length) + data[pos + 1 + SIGNATURE_BYTES :]
+        assert _reason(_with_crc(forged[:-4])) == "invalid header"

@@ -203,6 +203,23 @@ def test_decode_with_the_users_own_grayscale_file(tmp_path, weights):
         _decode(tmp_path / "p.cbc", tmp_path / "d.png", weights, "--luminance", str(wrong))
 
 
+def test_decode_refuses_another_photos_luminance(tmp_path, weights):
+    """The luminance file of another photo of the same size is refused before any output is
+    written ("wrong luminance", both files named); --any-luminance decodes with it anyway."""
+    _encode(_photo(tmp_path / "a.png", 40, 52, seed=1), tmp_path / "a.cbc", weights)
+    _encode(_photo(tmp_path / "b.png", 40, 52, seed=2), tmp_path / "b.cbc", weights)
+    other = str(tmp_path / "b.l.jpg")
+    with pytest.raises(ImageError, match=r"a.cbc: wrong luminance .*b.l.jpg"):
+        _decode(tmp_path / "a.cbc", tmp_path / "a-out.png", weights, "--luminance", other)
+    assert not (tmp_path / "a-out.png").exists()
+    out = _decode(
+        tmp_path / "a.cbc", tmp_path / "a-any.png", weights, "--luminance", other, "--any-luminance"
+    )
+    assert out.shape == (40, 52, 3)
+    own = _decode(tmp_path / "a.cbc", tmp_path / "a-own.png", weights)  # its own: no question
+    assert own.shape == (40, 52, 3) and not np.array_equal(own, out)
+
+
 @pytest.mark.slow
 def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="chromabeam.progress")
@@ -235,16 +252,24 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog, monkeypat
         singles[name] = _decode(enc / f"{name}.cbc", tmp_path / f"{name}-single.png", weights)
     (enc / "broken.cbc").write_bytes((enc / "odd.cbc").read_bytes()[:-3])
     shutil.copy(enc / "odd.l.jpg", enc / "broken.l.jpg")
+    # a stream beside another photo's luminance file of the same size: refused, not decoded
+    _encode(
+        _photo(tmp_path / "other" / "o.png", 45, 67, seed=10), tmp_path / "other" / "o.cbc", weights
+    )
+    shutil.copy(enc / "odd.cbc", enc / "swapped.cbc")
+    shutil.copy(tmp_path / "other" / "o.l.jpg", enc / "swapped.l.jpg")
     dec = tmp_path / "dec"
     decode.run(job_args(decode, [str(enc), str(dec), "--weights", weights]), list(BEAM_ARGS))
     stats = json.loads((dec / "stats.json").read_text())
-    assert stats["outcomes"] == {"decoded": 6, "bad_bitstream": 1}, stats
-    assert "decode: 7/7 images in " in caplog.text
+    assert stats["outcomes"] == {"decoded": 6, "bad_bitstream": 2}, stats
+    assert "decode: 8/8 images in " in caplog.text
     for name, single in singles.items():  # the pipeline decodes as the single-file form
         np.testing.assert_array_equal(np.asarray(Image.open(dec / f"{name}.png")), single)
     assert not (dec / ".chromabeam.lock").exists()
     errors = pq.read_table(dec / "errors").to_pylist()
-    assert len(errors) == 1 and "broken.cbc" in errors[0]["reason"]
+    reasons = sorted(e["reason"] for e in errors)
+    assert len(errors) == 2 and "broken.cbc: truncated" in reasons[0], reasons
+    assert "swapped.cbc: wrong luminance" in reasons[1], reasons
     sizes = {
         "odd.png": (67, 45),
         "sub/portrait.png.png": (40, 71),
@@ -255,7 +280,7 @@ def test_encode_decode_pipelines_end_to_end(tmp_path, weights, caplog, monkeypat
     }
     for name, size in sizes.items():
         assert Image.open(dec / name).size == size
-    assert not (dec / "broken.png").exists()
+    assert not (dec / "broken.png").exists() and not (dec / "swapped.png").exists()
     again = tmp_path / "dec2"
     decode.run(job_args(decode, [str(enc), str(again), "--weights", weights]), list(BEAM_ARGS))
     for name in sizes:

@@ -253,7 +253,10 @@ def test_guided_stream_round_trip_and_errors():
     out = cc.decode(data, hyps, guide=guide)
     assert out.shape == (61, 83, 2) and out.dtype == np.float32
     assert np.array_equal(out, cc.decode(data, hyps, guide=guide.copy()))
-    assert not np.array_equal(out, cc.decode(data, hyps, guide=np.full_like(guide, 128)))
+    flat = np.full_like(guide, 128)  # another luminance: refused unless asked for
+    with pytest.raises(BitstreamError, match="wrong luminance"):
+        cc.decode(data, hyps, "x.cbc", guide=flat)
+    assert not np.array_equal(out, cc.decode(data, hyps, guide=flat, any_luminance=True))
     with pytest.raises(cc.CodecError, match="guide"):
         cc.decode(data, hyps)
     for bad in (guide[:-1], guide.T, guide.astype(np.float32), guide[..., None]):
@@ -311,3 +314,50 @@ def test_version_2_stream_still_decodes_to_the_same_pixels():
     out = cc.decode(data, None)
     digest = hashlib.sha256(out.tobytes()).hexdigest()
     assert digest == "fc5bdeca99f8a6d53b62d8d1fa74916e9398c1ed67b5bf8973ad7cc1e9a52b54"
+
+
+def test_luminance_signature_refuses_another_photo_and_passes_a_reencode():
+    """A stream coded with a guide carries its signature: the same gray levels, or the
+    luminance re-encoded as JPEG, decode; another scene of the same size is "wrong
+    luminance" naming the file; a stream coded without a guide carries none."""
+    import io
+
+    from PIL import Image
+
+    l_full, ab = _edge_scene(64, 96, seed=5)
+    guide, hyps = cc.guide_from_l(l_full), _hyps(ab)
+    data = cc.encode(ab, hyps, "m", SHA, quality=60, guide=guide)
+    header = cc.read_header(data)
+    assert header.luminance == cc.luminance_signature(guide) and header.version == 4
+    buf = io.BytesIO()
+    Image.fromarray(guide, "L").save(buf, "JPEG", quality=30)
+    reencoded = np.asarray(Image.open(buf))
+    assert not np.array_equal(reencoded, guide)
+    cc.check_luminance(header, reencoded, "x.cbc")
+    cc.decode(data, hyps, guide=reencoded)
+    other = cc.guide_from_l(_edge_scene(64, 96, seed=6)[0])
+    with pytest.raises(BitstreamError, match=r"^x.cbc: wrong luminance \(its quarters"):
+        cc.check_luminance(header, other, "x.cbc")
+    assert not cc.read_header(cc.encode(ab, hyps, "m", SHA, quality=60)).luminance
+
+
+def test_version_3_stream_still_decodes_to_the_same_pixels():
+    """tests/data/v3_guided_q70.cbc was written by the format-3 encoder (commit f5037a6: no
+    luminance signature) with the guide tests/data/v3_guided_q70.l.png; today's decoder must
+    give exactly the pixels that encoder's decoder gave (their SHA-256, recorded then), and
+    checks no signature (the stream has none)."""
+    import hashlib
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(__file__).parent / "data"
+    data = (folder / "v3_guided_q70.cbc").read_bytes()
+    guide = np.asarray(Image.open(folder / "v3_guided_q70.l.png"))
+    header = cc.read_header(data)
+    assert header.version == 3 and header.refine_filter == cc.FILTER_GUIDED
+    assert header.luminance == b""
+    out = cc.decode(data, None, guide=guide)
+    digest = hashlib.sha256(out.tobytes()).hexdigest()
+    assert digest == "beffa2ab497aa845dc1a46f93210594e2b78b15604a61797326b1e5ed7a737e0"
+    cc.decode(data, None, guide=np.zeros_like(guide))  # nothing to check it against

@@ -172,3 +172,33 @@ def test_guide_from_l_round_trips_gray_levels():
     l_rgb = rgb_to_lab(np.repeat(levels[:, None], 3, 1))[..., 0]
     assert np.array_equal(lg.guide_from_l(l_rgb), levels)
     assert list(lg.guide_from_l(np.array([-5.0, 0.0, 100.0, 120.0]))) == [0, 0, 255, 255]
+
+
+def test_luminance_signature_is_the_rounded_quarter_means():
+    """Hand-computed: the four quarters' mean gray levels, rounded half up; odd sides share
+    their middle row / column; a 1-pixel side is its own two halves."""
+    g = np.zeros((4, 6), np.uint8)
+    g[:2, 3:] = 10
+    g[2:, :3] = 101
+    g[2:, 3:] = [[200, 201, 201], [201, 201, 201]]  # mean 200.83 -> 201
+    assert lg.luminance_signature(g) == bytes([0, 10, 101, 201])
+    odd = np.array([[0, 0, 9], [3, 3, 3], [255, 255, 255]], np.uint8)
+    # rows [0, 2) / [1, 3), columns [0, 2) / [1, 3)
+    assert lg.luminance_signature(odd) == bytes([2, 4, 129, 129])  # 6/4, 15/4, 516/4, 516/4
+    assert lg.luminance_signature(np.array([[7]], np.uint8)) == bytes([7] * 4)
+    row = np.array([[0, 100, 255]], np.uint8)
+    assert lg.luminance_signature(row) == bytes([50, 178, 50, 178])  # 355/2 = 177.5 -> 178
+    for bad in (
+        np.zeros((2, 2), np.float32),
+        np.zeros((2, 2, 1), np.uint8),
+        np.zeros((0, 3), np.uint8),
+    ):
+        with pytest.raises(ValueError, match="guide"):
+            lg.luminance_signature(bad)
+
+
+def test_signature_distance_is_the_largest_quarter_gap():
+    assert lg.signature_distance(bytes([1, 2, 3, 4]), bytes([1, 2, 3, 4])) == 0
+    assert lg.signature_distance(bytes([0, 255, 3, 4]), bytes([5, 250, 3, 12])) == 8
+    with pytest.raises(ValueError):
+        lg.signature_distance(b"\0" * 4, b"\0" * 3)

@@ -1,12 +1,13 @@
 """The `.cbc` colour bitstream: a small header, the range-coded payload, a CRC32.
 
-Format version 3, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
+Format version 4, byte by byte (varint = unsigned LEB128: 7 bits per byte, low bits first,
 high bit set on every byte but the last; at most 5 bytes):
 
 | offset | size | field |
 |---|---|---|
 | 0 | 4 | magic `43 42 43 1A` (`b"CBC\\x1a"`) |
-| 4 | 1 | format version, `03` (`02` streams: no filter byte, filter 0; version 1 is refused) |
+| 4 | 1 | format version, `04` (`03`: no luminance signature; `02`: nor filter byte, filter 0; |
+| | | version 1 is refused) |
 | 5 | 1 | n = length of the model id (0..255; 0 = a model-free stream, see below) |
 | 6 | n | model id, ASCII (the registry name, e.g. `multihypothesis`) |
 | 6+n | 8 | weights hash: the first 8 bytes of the checkpoint file's SHA-256 (absent when n = 0) |
@@ -21,20 +22,25 @@ high bit set on every byte but the last; at most 5 bytes):
 | ... | var | refinement cell size in full-image pixels (0 = no refinement layer) |
 | ... | var | refinement step in 1/4 ab units (>= 1 when there is a refinement layer) |
 | ... | 1 | refinement filter: `00` bilinear, `01` luminance-guided (transforms/lumaguide.py) |
+| ... | 1 | S = length of the luminance signature: 0 (none) or 4 |
+| ... | S | luminance signature: the mean gray level of each quarter of the luminance file the |
+| | | stream was coded against (lumaguide.luminance_signature); the decoder refuses a |
+| | | luminance farther from it than lumaguide.SIGNATURE_TOLERANCE ("wrong luminance") |
 | ... | var | P = payload length in bytes |
 | ... | P | payload (transforms/colourcodec.py: one range-coder stream; its first raw bit is |
 | | | the mode: 0 = index layer over the K hypotheses + gray, 1 = gray base, no index layer) |
 | end-4 | 4 | CRC-32 (zlib/PNG polynomial), big-endian, of every byte before it |
 
-A model-free stream (n = 0, version 3) has a gray-mode payload: it decodes from the bitstream
-and the luminance alone, with any model or none, so it names none (25 bytes fewer: at a
+A model-free stream (n = 0, version 3 and later) has a gray-mode payload: it decodes from the
+bitstream and the luminance alone, with any model or none, so it names none (25 bytes fewer: at a
 few hundred bytes an image that is a tenth of the file); its payload's mode bit must say gray.
 
 Nothing follows the CRC. `unpack` checks, in this order: magic (a prefix of the magic is
 "truncated"), version, that every field and the payload and CRC are present ("truncated"),
 no trailing bytes, the CRC ("checksum mismatch"), field ranges ("invalid header"), then, if
-asked, the model id ("wrong model") and weights hash ("wrong weights"). Every failure raises
-`BitstreamError` whose message starts with the file name and the reason.
+asked, the model id ("wrong model") and weights hash ("wrong weights"); the luminance
+signature is checked by the decoder once it has the luminance (colourcodec.check_luminance).
+Every failure raises `BitstreamError` whose message starts with the file name and the reason.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"CBC\x1a"
-VERSION = 3
-READABLE_VERSIONS = (2, 3)
+VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 HASH_BYTES = 8
+SIGNATURE_BYTES = 4  # luminance signature, when a stream has one
 LAYOUTS = {0: "grid"}
 FILTERS = {0: "bilinear", 1: "luma-guided"}
 _LAYOUT_CODES = {v: k for k, v in LAYOUTS.items()}
@@ -70,6 +77,7 @@ class BitstreamError(ValueError):
         "invalid header",
         "wrong model",
         "wrong weights",
+        "wrong luminance",
         "invalid payload",
     )
 
@@ -95,6 +103,8 @@ class Header:
     refine_step_q: int = 0  # refinement step in 1/4 ab units
     layout: str = "grid"
     refine_filter: int = 0  # FILTERS: how the decoder spreads the refinement values
+    # the luminance file's signature (SIGNATURE_BYTES; b"": none, as in version 2 and 3)
+    luminance: bytes = b""
     # the format version the stream was read from (pack always writes VERSION); it selects
     # the payload's entropy-coder contexts, so it is not part of a header's identity
     version: int = field(default=VERSION, compare=False)
@@ -161,6 +171,10 @@ def pack(header: Header, payload: bytes) -> bytes:
     if header.refine_filter not in FILTERS:
         raise ValueError(f"unknown refinement filter {header.refine_filter}")
     out.append(header.refine_filter)
+    if len(header.luminance) not in (0, SIGNATURE_BYTES):
+        raise ValueError(f"luminance signature must be 0 or {SIGNATURE_BYTES} bytes")
+    out.append(len(header.luminance))
+    out += header.luminance
     out += _varint(len(payload))
     out += payload
     out += struct.pack(">I", zlib.crc32(out) & 0xFFFFFFFF)
@@ -212,7 +226,7 @@ def unpack(
     version = r.byte("format version")
     if version not in READABLE_VERSIONS:
         raise BitstreamError(
-            name, "wrong version", f"format version {version}, expected {VERSION} (or 2)"
+            name, "wrong version", f"format version {version}, expected {VERSION} (or 2, 3)"
         )
     n = r.byte("model id length")
     model_raw = r.take(n, "model id")
@@ -231,6 +245,9 @@ def unpack(
     refine_cell = r.varint("refinement cell size")
     refine_step_q = r.varint("refinement step")
     refine_filter = r.byte("refinement filter") if version >= 3 else 0
+    signature = (
+        r.take(r.byte("luminance signature length"), "luminance signature") if version >= 4 else b""
+    )
     plen = r.varint("payload length")
     payload = r.take(plen, "payload")
     crc_pos = r.pos
@@ -261,6 +278,8 @@ def unpack(
         problems.append("refinement step 0")
     if refine_filter not in FILTERS:
         problems.append(f"unknown refinement filter {refine_filter}")
+    if len(signature) not in (0, SIGNATURE_BYTES):
+        problems.append(f"a {len(signature)}-byte luminance signature")
     longest = max(2 * max(width, height), MAX_CELL)  # what an encoder writes, at most
     for what, size in (("region cell", cell), ("refinement cell", refine_cell)):
         if size > longest:  # would make the decoder allocate size^2 values
@@ -281,6 +300,7 @@ def unpack(
         refine_step_q=refine_step_q,
         layout=LAYOUTS[layout_code],
         refine_filter=refine_filter,
+        luminance=signature,
         version=version,
     )
     check_model(header, name, model_id, weights_sha256)

@@ -51,7 +51,13 @@ import numpy as np
 
 from transforms import bitstream
 from transforms.bitstream import Header
-from transforms.lumaguide import guide_from_l, guided_field  # noqa: F401 (re-exported)
+from transforms.lumaguide import (  # noqa: F401 (guide_from_l re-exported)
+    SIGNATURE_TOLERANCE,
+    guide_from_l,
+    guided_field,
+    luminance_signature,
+    signature_distance,
+)
 from transforms.rangecoder import (
     FrequencyModel,
     RangeDecoder,
@@ -182,13 +188,15 @@ def _prediction(q: np.ndarray, r: int, c: int) -> int:
 
 class _Analysis:
     """Per-image work shared by every quality tried: the hypotheses' first upsampling pass and
-    per-pixel squared errors (K x H x W float32), per-cell SSE for the current cell size."""
+    per-pixel squared errors (K x H x W float32), per-cell SSE for the current cell size, the
+    guide's luminance signature."""
 
     def __init__(
         self, ab_true: np.ndarray, q_hyps: np.ndarray, cell: int, guide: np.ndarray | None
     ):
         self.height, self.width = ab_true.shape[:2]
         self.guide = guide
+        self.signature = b"" if guide is None else luminance_signature(guide)
         self.k = q_hyps.shape[0]
         self.options = self.k + 1  # the K hypotheses and gray (index K)
         self.hyp_height, self.hyp_width = q_hyps.shape[1:3]
@@ -478,6 +486,7 @@ def _header(
         refine_cell=params.refine_cell,
         refine_step_q=params.refine_step_q,
         refine_filter=FILTER_GUIDED if guided else FILTER_BILINEAR,
+        luminance=an.signature,
     )
 
 
@@ -600,6 +609,24 @@ def decode_layers(
     return header, idx, q
 
 
+def check_luminance(header: Header, guide: np.ndarray, name: str = "<bitstream>") -> None:
+    """Raise BitstreamError ("wrong luminance") unless `guide` (the luminance file's gray
+    levels, (H, W) uint8) is within SIGNATURE_TOLERANCE of the signature the stream was coded
+    against: another photo of the same size would decode to wrong colours without a word. A
+    stream without a signature (version 2 and 3, or coded without a guide) passes."""
+    if not header.luminance:
+        return
+    found = luminance_signature(guide)
+    if signature_distance(found, header.luminance) > SIGNATURE_TOLERANCE:
+        raise bitstream.BitstreamError(
+            name,
+            "wrong luminance",
+            f"its quarters' mean gray levels are {list(found)}, the stream was coded against "
+            f"{list(header.luminance)}: not the luminance file it was encoded with (for a "
+            "grayscale of your own, decode with --any-luminance)",
+        )
+
+
 def needs_hypotheses(data: bytes, name: str = "<bitstream>") -> bool:
     """Whether decoding this bitstream needs the model's hypotheses (index-layer mode); a
     gray-mode stream decodes from the bitstream alone, so a decoder can skip the model."""
@@ -614,18 +641,24 @@ def decode(
     model_id: str | None = None,
     weights_sha256: str | bytes | None = None,
     guide: np.ndarray | None = None,
+    any_luminance: bool = False,
 ) -> np.ndarray:
     """Bitstream + the model's hypotheses for the same L -> ab (H, W, 2) float32.
 
     `hyps` may be None for a gray-mode stream (`needs_hypotheses` is False; a model-free
     stream ignores them); `guide` (the
-    luminance file's gray levels, `guide_from_l`) is needed by a luma-guided stream. Raises
-    bitstream.BitstreamError (naming `name`) on a bad bitstream or, when given, a model id /
-    weights hash that differ from the header's of a stream that needs the model (index
-    layer), and CodecError when the hypotheses are missing or do not have the header's shape.
+    luminance file's gray levels, `guide_from_l`) is needed by a luma-guided stream and, when
+    given, checked against the stream's luminance signature (check_luminance) unless
+    `any_luminance`. Raises
+    bitstream.BitstreamError (naming `name`) on a bad bitstream, a wrong luminance or, when
+    given, a model id / weights hash that differ from the header's of a stream that needs the
+    model (index layer), and CodecError when the hypotheses are missing or do not have the
+    header's shape.
     """
     header, payload = bitstream.unpack(data, name)
     h, w = header.height, header.width
+    if guide is not None and not any_luminance:
+        check_luminance(header, _checked_guide(guide, (h, w)), name)
     layout = GridLayout(h, w, header.cell)
     dec = RangeDecoder(payload)
     if dec.decode_raw(1) == MODE_INDEXED:
