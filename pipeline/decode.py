@@ -199,9 +199,10 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
             f"{uri}: luminance {l_uri} is {l.shape[1]}x{l.shape[0]}, "
             f"the bitstream codes {header.width}x{header.height}",
         )
+    guide = colourcodec.guide_from_l(l)  # the file's gray levels, as encode's item has them
     if not cfg.any_luminance:  # before the model runs: another photo decodes to wrong colours
         try:
-            colourcodec.check_luminance(header, colourcodec.guide_from_l(l), uri)
+            colourcodec.check_luminance(header, guide, uri)
         except BitstreamError as e:
             raise ImageError(schema.BAD_BITSTREAM, f"{e} (luminance {l_uri})") from e
     return {
@@ -212,6 +213,7 @@ def prepare(uri: str, out_uri: str, cfg: DecodeConfig, luminance_uri: str | None
         "quality": header.quality,
         "needs_model": needs_model,  # gray mode: decoded without the model
         "l": l,
+        "guide": guide,
         "l_render": render_l(l, render) if needs_model else None,
         "t0": t0,
     }
@@ -226,7 +228,7 @@ def finish(item: dict, hyps: np.ndarray, cfg: DecodeConfig) -> dict:
             item["uri"],
             cfg.model,
             cfg.weights_sha256,
-            guide=colourcodec.guide_from_l(item["l"]),
+            guide=item["guide"],
             any_luminance=True,  # checked by prepare (or skipped with --any-luminance)
         )
     except (BitstreamError, colourcodec.CodecError) as e:
