@@ -28,6 +28,8 @@ class Colorizer(nn.Module):
     # the --decode methods decode() takes; none: it predicts ab directly, so neither a decode
     # method nor a temperature changes its colours
     decode_methods: tuple[str, ...] = ()
+    # ... and those of them whose colours depend on the temperature (the rest ignore it)
+    temperature_methods: tuple[str, ...] = ()
 
     def decode(
         self, output: torch.Tensor, size: tuple[int, int] | None = None, **_
@@ -46,6 +48,7 @@ class ClassificationColorizer(Colorizer):
 
     kind = "classification"
     decode_methods = ("annealed", "mean", "mode")
+    temperature_methods = ("annealed",)  # mean is the annealed mean at T = 1
 
     def __init__(self, num_bins: int, bins: torch.Tensor | None = None):
         super().__init__()

@@ -48,6 +48,7 @@ class Hypercolumn(Colorizer):
 
     kind = "hypercolumn"
     decode_methods = ("annealed", "median", "mean", "mode")
+    temperature_methods = ("annealed",)
 
     def __init__(
         self,

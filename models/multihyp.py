@@ -55,6 +55,7 @@ class MultiHypothesis(Colorizer):
 
     kind = "multihypothesis"
     decode_methods = ("annealed", "mean", "mode")
+    temperature_methods = ("annealed",)
 
     def __init__(
         self,

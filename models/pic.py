@@ -305,6 +305,7 @@ class PIC(Colorizer):
 
     kind = "pic"
     decode_methods = ("annealed", "mean", "mode")  # and 'sample' / 'mc': colorize --samples
+    temperature_methods = ("sample",)  # annealed and mean: the greedy mixture mean
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ from models.official import defaults as official_defaults
 from models.pic import PIC
 from models.siggraph17 import SIGGRAPH17
 from models.small import ECCV16Small, Regression
+from transforms.fileio import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ def decode_methods(name: str) -> tuple[str, ...]:
     """The --decode methods of the registered model `name` (Colorizer.decode_methods; none:
     it predicts ab directly, and takes no temperature either)."""
     return tuple(skeleton({"name": name}).decode_methods) if name in BUILDERS else ()
+
+
+def uses_temperature(name: str, method: str) -> bool:
+    """Whether the colours of the registered model `name` decoded with `method` depend on the
+    temperature (Colorizer.temperature_methods): else the results record none."""
+    return name in BUILDERS and method in skeleton({"name": name}).temperature_methods
 
 
 def has_likelihood(name: str) -> bool:
@@ -188,15 +195,15 @@ def build_loaded(config: dict, state: dict[str, torch.Tensor]) -> Colorizer:
 
 
 def save_checkpoint(path: str, model: Colorizer, config: dict, half: bool = False, **extra) -> None:
-    """Write {"config", "state_dict", **extra} (state_dict in fp16 when half)."""
+    """Write {"config", "state_dict", **extra} (state_dict in fp16 when half), all or nothing
+    (fileio.write_bytes): a run killed while saving leaves the previous checkpoint whole."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v)
         for k, v in model.state_dict().items()
     }
     buf = io.BytesIO()
     torch.save({"config": config, "state_dict": state, **extra}, buf)
-    with fsspec.open(path, "wb") as f:
-        f.write(buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def describe(

@@ -37,6 +37,7 @@ from models.losses import (
 from models.multihyp import branch_stats
 from models.registry import build, names, read_checkpoint, save_checkpoint
 from pipeline import checks  # the CLI's option validators and fail-fast checks
+from pipeline.progress import note_saved
 from transforms.fileio import join, read_bytes, read_json
 from transforms.metrics import auc as auc_metric
 
@@ -317,6 +318,13 @@ def check_rows(args: argparse.Namespace, files: list[str], n_train: int) -> None
         )
 
 
+def _saved_note(ckpt_path: Path, epochs_done: int, epochs: int) -> str | None:
+    """What a Ctrl-C leaves behind (pipeline.cli's one line): the epoch checkpoint.pt holds."""
+    if not epochs_done:
+        return "no epoch finished yet, none saved"
+    return f"{ckpt_path} holds epoch {epochs_done}/{epochs}"
+
+
 def check_resumable(saved: dict, config: dict, ckpt_path: Path) -> None:
     """UsageError unless the checkpoint was trained with this run's model settings (names the
     settings that differ, with the checkpoint's values)."""
@@ -397,6 +405,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
         elapsed = ck.get("elapsed", 0.0)
         log.info("resumed at epoch %d, step %d", start_epoch, step)
+    note_saved(JOB, _saved_note(ckpt_path, start_epoch, args.epochs))
     train_ds = ShardStream(
         files,
         "train",
@@ -458,6 +467,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
             history=history,
             elapsed=time.time() - t0,
         )
+        note_saved(JOB, _saved_note(ckpt_path, epoch + 1, args.epochs))
         if stopped_early:
             log.info("time budget of %.1f min reached: stopping", args.max_minutes)
             break

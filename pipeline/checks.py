@@ -336,6 +336,22 @@ def check_decode(name: str, method: str | None, temperature: float | None, what:
         raise UsageError(f"{what}: model {name} decodes with {', '.join(methods)}, not {method}")
 
 
+def check_temperature_applies(name: str, method: str, temperature: float | None, what: str) -> None:
+    """A warning when a temperature is given for a decode method of model `name` that does not
+    apply it (models.registry.uses_temperature; a model with no decode methods at all is
+    check_decode's warning). `what` starts the message."""
+    from models.registry import decode_methods, uses_temperature
+
+    if temperature is not None and decode_methods(name) and not uses_temperature(name, method):
+        log.warning(
+            "%s: model %s decodes %s without a temperature: temperature %g ignored",
+            what,
+            name,
+            method,
+            temperature,
+        )
+
+
 def check_weights(name: str | None, weights: str | None, label: str | None = None) -> Checkpoint:
     """The model's weights load: the file exists, is a torch checkpoint
     `{"config", "state_dict"}` or a state dict of the model, and fits the model exactly.

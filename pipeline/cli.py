@@ -292,6 +292,8 @@ def _interrupted(
     processes would otherwise print their tracebacks and keep the process alive."""
     state = progress.last_state()
     done = f" after {state[1]}/{state[2]} inputs" if state and state[0] == job else ""
+    saved = progress.last_saved(job)
+    done += f"; {saved}" if saved else ""
     message = f"chromabeam: error: {job} interrupted{done}; {_resume_hint(job_parser)}\n"
     if gate is not None:
         gate.close()

@@ -27,7 +27,15 @@ import numpy as np
 
 from models.infer import DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
-from models.registry import Checkpoint, can_sample, describe, load_model, names, takes_hints
+from models.registry import (
+    Checkpoint,
+    can_sample,
+    describe,
+    load_model,
+    names,
+    takes_hints,
+    uses_temperature,
+)
 from pipeline import checks
 from transforms import naming, schema
 from transforms.colour import chroma, rgb_to_lab
@@ -215,6 +223,7 @@ class ColorizeConfig:
     use_hints: bool = True  # False: --no-hints
     takes_hints: bool = False  # the model takes hints (siggraph17, siggraph17-small)
     samples: int = 0  # --samples: outputs per input (pic), named <stem>.s<i><ext>
+    uses_temperature: bool = True  # the decode applies settings.temperature (else recorded None)
 
 
 def glob_base(pattern: str) -> str:
@@ -244,11 +253,12 @@ def marker_uri(cfg: ColorizeConfig, stem: str) -> str:
     return join(cfg.output, naming.done_marker(stem + EXTENSIONS[cfg.fmt]))
 
 
-def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
+def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | list[dict] | None:
     """The results row of uri's output if an earlier run finished it, else None: its marker
     exists, was written for this input (same relative path) and output name with this run's
     settings (made_with), and the output file has the size the marker recorded (a truncated
-    or replaced file is redone)."""
+    or replaced file is redone). --samples: the list of the sample outputs' rows, if the
+    marker holds as many samples of the same seed and every sample file is whole."""
     try:
         marker = read_json(marker_uri(cfg, stem))
     except (FileNotFoundError, ValueError, OSError):
@@ -258,12 +268,27 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | None:
         not isinstance(marker, dict)
         or marker.get("source") != naming.relative_name(uri, cfg.bases)
         or marker.get("output") != stem + EXTENSIONS[cfg.fmt]
-        or marker.get("bytes") is None
-        or file_size(out) != marker["bytes"]
-        or not made_with(marker.get("row") or {}, cfg)
     ):
         return None
-    return {**marker["row"], "key": uri_key(uri), "source_uri": uri, "output_uri": out}
+    outs = [sample_uri(out, i) for i in range(cfg.samples)] if cfg.samples else [out]
+    rows, sizes = marker.get("row"), marker.get("bytes")
+    if not cfg.samples:
+        rows, sizes = [rows], [sizes]
+    if (
+        marker.get("seed") != (cfg.settings.seed if cfg.samples else None)
+        or not isinstance(rows, list)
+        or not isinstance(sizes, list)
+        or len(rows) != len(outs)
+        or len(sizes) != len(outs)
+        or not all(isinstance(r, dict) and made_with(r, cfg) for r in rows)
+        or any(n is None or file_size(o) != n for o, n in zip(outs, sizes, strict=True))
+    ):
+        return None
+    done = [
+        {**r, "key": uri_key(uri), "source_uri": uri, "output_uri": o}
+        for r, o in zip(rows, outs, strict=True)
+    ]
+    return done if cfg.samples else done[0]
 
 
 def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
@@ -271,7 +296,7 @@ def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
     return {
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
-        "temperature": cfg.settings.temperature,
+        "temperature": cfg.settings.temperature if cfg.uses_temperature else None,
         "decode": cfg.settings.method,
         "strength": hinted_strength(cfg.settings.strength, hints),  # hints: 1
         "render_size": cfg.render_size,
@@ -280,17 +305,17 @@ def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
 
 def made_with(row: dict, cfg: ColorizeConfig) -> bool:
     """Whether a finished output's results row was made with this run's model, weights and
-    decode settings (else --skip-existing redoes it: one folder, one set of settings)."""
+    decode settings (else --skip-existing redoes it: one folder, one set of settings). A
+    temperature the decode does not apply (recorded None) matches any recorded one."""
     want = settings_columns(cfg, row.get("hints", 0))
-    return all(row.get(k) == v for k, v in want.items())
+    return all(row.get(k) == v for k, v in want.items() if v is not None or k != "temperature")
 
 
-def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict:
+def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict | list[dict]:
     """finish(), then the output's finished marker (written only once the image is in place):
-    its results row, its size in bytes, the input's relative path and the output's name."""
+    its results row, its size in bytes, the input's relative path and the output's name
+    (--samples: the rows and sizes of the input's sample files, and the seed)."""
     row = finish(item, ab_small, cfg)
-    if isinstance(row, list):  # --samples: no finished marker (--skip-existing redoes them)
-        return row
     stem = item["stem"]
     marker = {
         "source": naming.relative_name(item["uri"], cfg.bases),
@@ -298,6 +323,9 @@ def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> di
         "bytes": file_size(item["output_uri"]),
         "row": row,
     }
+    if isinstance(row, list):  # --samples: one marker for the input's sample files
+        marker["bytes"] = [file_size(r["output_uri"]) for r in row]
+        marker["seed"] = cfg.settings.seed
     write_json(marker_uri(cfg, stem), marker)
     return row
 
@@ -441,6 +469,7 @@ def config_from_args(
         samples=samples,
         seed=getattr(args, "seed", 0),
     )
+    checks.check_temperature_applies(mc["name"], settings.method, args.temperature, "--temperature")
     if args.base and not any(naming.is_under(join(glob_base(p), "x"), args.base) for p in inputs):
         log.warning("--base %s holds none of the inputs: outputs are named by file name", args.base)
     return ColorizeConfig(
@@ -463,6 +492,7 @@ def config_from_args(
         use_hints=not args.no_hints,
         takes_hints=takes_hints(mc["name"]),
         samples=samples,
+        uses_temperature=uses_temperature(mc["name"], settings.method),
     )
 
 
@@ -543,11 +573,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     cfg = config_from_args(args, inputs, output, checkpoint)
     del checkpoint  # the workers read their own
     log.info(
-        "model %s (%s), render size %d, T=%.2f",
+        "model %s (%s), render size %d, decode %s%s",
         cfg.model,
         cfg.weights,
         cfg.render_size,
-        cfg.settings.temperature,
+        cfg.settings.method,
+        f" T={cfg.settings.temperature:.2f}" if cfg.uses_temperature else "",
     )
     # Beam only here: `colorize IMAGE -o OUT` never imports it (start-up)
     from pipeline.colorize_graph import build

@@ -85,8 +85,12 @@ def build(
         schema.COLORIZED,
     )
     # results/ is rebuilt every run: this run's rows + the rows of the resumed outputs
-    flat = done.rows | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
-    rows = (flat, split[RESUMED]) | "AllRows" >> beam.Flatten()
+    # (--samples: a list of rows per input, done or resumed)
+    rows = (
+        (done.rows, split[RESUMED])
+        | "AllRows" >> beam.Flatten()
+        | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
+    )
     _ = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
     )

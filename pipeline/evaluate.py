@@ -24,7 +24,14 @@ from apache_beam.ml.inference.base import RunInference
 from models.handler import ColorizerHandler, KeyedColorizerHandler
 from models.infer import DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
-from models.registry import DEFAULT_MODEL, describe, has_likelihood, load_model, names
+from models.registry import (
+    DEFAULT_MODEL,
+    describe,
+    has_likelihood,
+    load_model,
+    names,
+    uses_temperature,
+)
 from pipeline import checks, evaluate_hints, progress
 from pipeline.common import (
     ERRORS,
@@ -85,6 +92,15 @@ class ModelSpec:
     pipeline: str = PROJECT  # models.official: the authors' or the project's pre/post
 
 
+SPEC_KEYS = {  # the settings a --model spec takes, with what --help shows for the value
+    "weights": "URI",
+    "temperature": "T",
+    "decode": "annealed|mean|median|mode",
+    "strength": "S",
+    "render_size": "N",
+    "pipeline": "|".join(PIPELINES),
+    "label": "L",
+}
 SPEC_VALUES = {  # the validated numeric settings of a --model spec
     "temperature": checks.temperature,
     "strength": checks.strength,
@@ -99,15 +115,7 @@ def parse_spec(text: str) -> ModelSpec:
     if bad:
         raise SystemExit(f"--model {text}: settings must be KEY=VALUE, got {bad}")
     kv = dict(o.split("=", 1) for o in opts)
-    unknown = set(kv) - {
-        "weights",
-        "temperature",
-        "decode",
-        "strength",
-        "render_size",
-        "pipeline",
-        "label",
-    }
+    unknown = set(kv) - set(SPEC_KEYS)
     if unknown:
         raise SystemExit(f"--model {text}: unknown settings {sorted(unknown)}")
     if name not in names():
@@ -120,6 +128,8 @@ def parse_spec(text: str) -> ModelSpec:
     checkpoint = checks.check_weights(name, kv.get("weights"), f"--model {text}")
     checks.check_decode(name, kv.get("decode"), kv.get("temperature"), f"--model {text}")
     cfg = describe(name, kv.get("weights"), checkpoint=checkpoint)
+    method = kv.get("decode", cfg["decode"])
+    checks.check_temperature_applies(name, method, kv.get("temperature"), f"--model {text}")
     return ModelSpec(
         name=cfg["name"],
         label=kv.get("label", name),
@@ -128,7 +138,7 @@ def parse_spec(text: str) -> ModelSpec:
         render_size=int(kv.get("render_size", cfg["render_size"])),
         settings=DecodeSettings(
             temperature=float(kv.get("temperature", cfg["temperature"])),
-            method=kv.get("decode", cfg["decode"]),
+            method=method,
             strength=float(kv.get("strength", cfg["strength"])),
         ),
         prior=tuple(cfg.get("prior") or ()),
@@ -145,9 +155,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="SPEC",
-        help="model to evaluate, repeatable: NAME[,weights=URI][,temperature=T]"
-        "[,decode=annealed|mean|mode][,strength=S][,render_size=N][,label=L] "
-        f"(default: {DEFAULT_MODEL})",
+        help="model to evaluate, repeatable: NAME"
+        + "".join(f"[,{k}={v}]" for k, v in SPEC_KEYS.items())
+        + f" (default: {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--size",
@@ -626,7 +636,9 @@ def _run(
                 "weights": s.weights,
                 "weights_sha256": s.weights_sha256,
                 "render_size": s.render_size,
-                "temperature": s.settings.temperature,
+                "temperature": s.settings.temperature  # None: the decode applies none
+                if uses_temperature(s.name, s.settings.method)
+                else None,
                 "decode": s.settings.method,
                 "pipeline": s.pipeline,
                 "strength": s.settings.strength,

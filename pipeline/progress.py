@@ -132,6 +132,23 @@ _current: Reporter | None = None
 _last: tuple[str, int, int] | None = None
 
 
+_saved: dict[str, str] = {}
+
+
+def note_saved(job: str, what: str | None) -> None:
+    """Record what `job` has safely written so far (`what`: e.g. "out/checkpoint.pt holds
+    epoch 3/10"; None: nothing yet), for the Ctrl-C line."""
+    if what is None:
+        _saved.pop(job, None)
+    else:
+        _saved[job] = what
+
+
+def last_saved(job: str) -> str | None:
+    """What note_saved last recorded for `job` in this process, or None."""
+    return _saved.get(job)
+
+
 def last_state() -> tuple[str, int, int] | None:
     """(job, done, total) of the job reporting now or last in this process (for the Ctrl-C
     line), or None."""

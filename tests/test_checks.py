@@ -149,6 +149,48 @@ def test_check_decode(caplog):
     assert not caplog.text
 
 
+def test_a_temperature_the_decode_does_not_apply_is_a_warning(caplog):
+    with caplog.at_level("WARNING"):
+        checks.check_temperature_applies("eccv16-small", "annealed", 0.3, "--temperature")
+        checks.check_temperature_applies("pic", "sample", 0.8, "--temperature")
+        checks.check_temperature_applies("eccv16-small", "mean", None, "--temperature")  # default
+        checks.check_temperature_applies("regression", "annealed", 0.3, "--t")  # check_decode's
+    assert not caplog.text
+    with caplog.at_level("WARNING"):
+        checks.check_temperature_applies("eccv16-small", "mean", 0.3, "--temperature")
+        checks.check_temperature_applies("hypercolumn", "median", 0.5, "--model x")
+        checks.check_temperature_applies("pic", "annealed", 0.5, "--model y")
+    assert caplog.text.count("without a temperature: temperature") == 3
+    expected = "--model x: model hypercolumn decodes median without a temperature: temperature 0.5 "
+    assert expected in caplog.text
+
+
+def test_which_decodes_apply_the_temperature():
+    from models.registry import uses_temperature
+
+    applies = {
+        (name, method): uses_temperature(name, method)
+        for name, method in [
+            ("eccv16", "annealed"),
+            ("eccv16-small", "mean"),
+            ("eccv16-small", "mode"),
+            ("hypercolumn", "annealed"),
+            ("hypercolumn", "median"),
+            ("multihypothesis", "annealed"),
+            ("pic", "annealed"),
+            ("pic", "sample"),
+            ("regression", "annealed"),
+            ("siggraph17", "annealed"),
+        ]
+    }
+    assert [k for k, v in applies.items() if v] == [
+        ("eccv16", "annealed"),
+        ("hypercolumn", "annealed"),
+        ("multihypothesis", "annealed"),
+        ("pic", "sample"),
+    ]
+
+
 def test_same_file(tmp_path):
     a = tmp_path / "a.png"
     a.write_bytes(b"x")

@@ -389,6 +389,31 @@ def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
     assert code == 130 and _one_error_line(err).endswith("rerun the same command to start again")
 
 
+def test_ctrl_c_in_train_names_the_saved_epoch(monkeypatch, capsys):
+    from models import train
+    from pipeline import progress
+
+    def interrupted_after(epochs_done):
+        def job(args, rest):
+            saved = train._saved_note(Path("run/checkpoint.pt"), epochs_done, 10)
+            progress.note_saved("train", saved)
+            raise KeyboardInterrupt
+
+        return job
+
+    _patched_job(monkeypatch, "train", interrupted_after(3))
+    code, err = _fail(["train", "staged", "run"], capsys)
+    assert code == 130
+    assert _one_error_line(err) == (
+        "train interrupted; run/checkpoint.pt holds epoch 3/10; rerun with --resume to continue"
+    )
+    _patched_job(monkeypatch, "train", interrupted_after(0))
+    code, err = _fail(["train", "staged", "run"], capsys)
+    assert _one_error_line(err) == (
+        "train interrupted; no epoch finished yet, none saved; rerun with --resume to continue"
+    )
+
+
 def test_unexpected_failures_are_one_line_unless_verbose(monkeypatch, capsys):
     def broken(args, rest):
         raise ValueError("something\nbroke")

@@ -321,6 +321,26 @@ def test_checkpoint_round_trip_identical(name, tmp_path):
     assert set(obj) == {"config", "state_dict", "note"}
 
 
+def test_checkpoint_interrupted_while_saving_keeps_the_previous_one(tmp_path, monkeypatch):
+    """A run stopped while it writes checkpoint.pt (Ctrl-C, kill) leaves the last epoch's
+    checkpoint whole and no partial file: the write is all or nothing."""
+    from transforms import fileio
+
+    model, cfg = build_tiny("regression", seed=5)
+    path = tmp_path / "checkpoint.pt"
+    registry.save_checkpoint(str(path), model, cfg, epoch=1)
+    before = path.read_bytes()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, "fsync", interrupted)  # the new bytes written, not yet moved
+    with pytest.raises(KeyboardInterrupt):
+        registry.save_checkpoint(str(path), model, cfg, epoch=2)
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
 def test_checkpoint_round_trip_fp16(tmp_path):
     model, cfg = build_tiny("eccv16-small", seed=4)
     path = tmp_path / "half.pt"

@@ -3,6 +3,7 @@ cached-feature sampler, and colorize --samples / evaluate's bits per dimension."
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -164,33 +165,44 @@ def test_true_ab_cells_are_the_ones_bits_per_dim_scores():
     assert np.allclose(cells, expected, atol=1e-4)
 
 
+def _colorize_samples(in_dir, out, ckpt, *extra: str) -> list[dict]:
+    """colorize --samples 2 (pic) of in_dir/*.png into out; the results rows."""
+    argv = [f"{in_dir}/*.png", str(out), "--model", "pic", "--weights", str(ckpt)]
+    argv += ["--device", "cpu", "--samples", "2", *extra]
+    colorize.run(job_args(colorize, argv), list(BEAM_ARGS))
+    return sorted(pq.read_table(str(out / "results")).to_pylist(), key=lambda r: r["output_uri"])
+
+
 def test_colorize_samples_writes_files_and_rows(tmp_path):
     ckpt = tmp_path / "pic.pt"
     write_tiny_checkpoint(ckpt, "pic", **TINY)
     in_dir = tmp_path / "in"
     save_png(in_dir / "photo.png", np.dstack([gray_photo(40)] * 3))
+    save_png(in_dir / "other.png", np.dstack([gray_photo(36)] * 3))
     out = tmp_path / "out"
-    args = job_args(
-        colorize,
-        [
-            f"{in_dir}/*.png",
-            str(out),
-            "--model",
-            "pic",
-            "--weights",
-            str(ckpt),
-            "--device",
-            "cpu",
-            "--samples",
-            "2",
-            "--seed",
-            "1",
-        ],
-    )
-    colorize.run(args, list(BEAM_ARGS))
+    first = _colorize_samples(in_dir, out, ckpt, "--seed", "1")
+    files = [out / f"{stem}.s{i}.png" for stem in ("other", "photo") for i in (0, 1)]
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    # --skip-existing keeps the samples an earlier run finished, their rows from the markers
+    assert _colorize_samples(in_dir, out, ckpt, "--seed", "1", "--skip-existing") == first
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed"] == 2 and stats["outcomes"] == {"colorized": 2}
+    # a truncated sample file redoes its input's samples, and only those
+    files[3].write_bytes(files[3].read_bytes()[:50])
+    again = _colorize_samples(in_dir, out, ckpt, "--seed", "1", "--skip-existing")
+    kept = [f.stat().st_mtime_ns == m for f, m in zip(files, mtimes, strict=True)]
+    assert kept == [True, True, False, False]
+    assert [r["output_uri"] for r in again] == [r["output_uri"] for r in first]
+    assert json.loads((out / "stats.json").read_text())["resumed"] == 1
+    # another seed is another set of samples: all redone
+    _colorize_samples(in_dir, out, ckpt, "--seed", "2", "--skip-existing")
+    assert json.loads((out / "stats.json").read_text())["resumed"] == 0
+    (in_dir / "other.png").unlink()
+    out = tmp_path / "fresh"
+    rows = _colorize_samples(in_dir, out, ckpt, "--seed", "1")
     assert (out / "photo.s0.png").exists() and (out / "photo.s1.png").exists()
     assert not (out / "photo.png").exists()
-    rows = pq.read_table(str(out / "results")).to_pylist()
     assert sorted(r["sample"] for r in rows) == [0, 1]
     assert {r["decode"] for r in rows} == {"sample"}
     assert sorted(r["output_uri"].rsplit("/", 1)[-1] for r in rows) == [

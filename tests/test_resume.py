@@ -227,6 +227,22 @@ def test_skip_existing_redoes_outputs_made_with_other_settings(inputs, ckpt, tmp
     assert {r["strength"] for r in rows} == {0.5}
 
 
+def test_a_temperature_the_decode_does_not_apply_is_recorded_as_none(inputs, ckpt, tmp_path):
+    """--decode mean (the annealed mean at T = 1) applies no --temperature: the results record
+    none, and a rerun with another temperature keeps the outputs (their colours are the same)."""
+    out, glob = tmp_path / "out", "d0/img_0[03].png"
+    _run(inputs, out, ckpt, "--decode", "mean", glob=glob)
+    rows = read_table(str(out / "results")).to_pylist()
+    assert [(r["decode"], r["temperature"]) for r in rows] == [("mean", None)] * 2
+    again = ("--skip-existing", "--decode", "mean", "--temperature", "0.2")
+    _run(inputs, out, ckpt, *again, glob=glob)
+    assert _stats(out)["resumed"] == 2
+    _run(inputs, out, ckpt, "--skip-existing", "--temperature", "0.2", glob=glob)  # annealed
+    assert _stats(out)["resumed"] == 0
+    rows = read_table(str(out / "results")).to_pylist()
+    assert [(r["decode"], round(r["temperature"], 4)) for r in rows] == [("annealed", 0.2)] * 2
+
+
 # --- one run per output folder --------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import torch
 from models import registry, train
 from models.losses import ClassificationLoss, RegressionLoss
 from models.small import ECCV16Small, Regression
-from pipeline import checks
+from pipeline import checks, progress
 from tests.conftest_models import one_thread, run_stage, save_png
 from tests.helpers import encode, smooth_colour_field
 from transforms.bins import num_bins
@@ -146,6 +146,8 @@ def test_resume_continues(trained, stage_dir, tmp_path):
     assert history[2]["step"] == before[1]["step"] + math.ceil((N_IMAGES - N_VAL) / 4)
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ck["epoch"] == 3 and ck["step"] == history[2]["step"]
+    # what a Ctrl-C would say is safe (pipeline.cli's one line)
+    assert progress.last_saved("train") == f"{out / 'checkpoint.pt'} holds epoch 3/3"
     # the weights moved on from the resumed checkpoint
     a, b = _state(src / "model.pt"), _state(out / "model.pt")
     assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())

@@ -21,8 +21,9 @@ Errors (every job): one row per input that produced no output.
   uri, stage (decode/filter/model/write...), outcome (short code), reason (human-readable)
 
 Colorize results: one row per output image (see COLORIZE_SCHEMA): its decode settings
-(temperature, decode method, strength, render size), and for multi-frame inputs (animated GIF,
-multi-page TIFF) which frame was colorized (`frame`, always 0: the first) of how many (`frames`).
+(temperature: null where the decode applies none, decode method, strength, render size), and
+for multi-frame inputs (animated GIF, multi-page TIFF) which frame was colorized (`frame`,
+always 0: the first) of how many (`frames`).
 Evaluate metrics: one row per (image, model) (see METRICS_SCHEMA): the metrics of
 transforms.metrics.image_metrics, bits_per_dim (NaN unless the model has a likelihood) and
 cmf, the share of pixels with ab error <= t for t = 0..150 (151 values).
