@@ -188,23 +188,28 @@ def add_allow_empty(p: argparse.ArgumentParser) -> None:
 def match_inputs(
     patterns: Iterable[str], allow_empty: bool = False, exclude: str | None = None
 ) -> tuple[list[str], int]:
-    """Expand the input globs on the driver: (patterns that match a file, number of files),
-    files inside `exclude` (the job's output folder, whose files are never inputs) left out.
+    """Expand the input globs on the driver: (patterns that match a file, number of distinct
+    input files), as pipeline.common.MatchFiles counts them: a file matched by several
+    patterns once, and files inside `exclude` (the job's output folder, whose files are never
+    inputs) and hints sidecars (*.hints.json) left out.
 
     No file at all -> UsageError naming the patterns (unless allow_empty), and always when
     every file matched lies inside `exclude`; a pattern that matches nothing while others do
     is logged and dropped.
     """
+    from transforms.hints import is_sidecar
+
     patterns = list(patterns)
-    counts, inside = {}, 0
+    counts, inside, inputs = {}, 0, set()
     for pat in patterns:
         try:
-            files = expand_glob(pat)
+            files = [f for f in expand_glob(pat) if not is_sidecar(f)]
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot list {pat}: {e}") from None
-        ours = sum(naming.is_under(f, exclude) for f in files) if exclude else 0
-        counts[pat], inside = len(files) - ours, inside + ours
-    total = sum(counts.values())
+        ours = [f for f in files if naming.is_under(f, exclude)] if exclude else []
+        counts[pat], inside = len(files) - len(ours), inside + len(ours)
+        inputs.update(set(files).difference(ours))
+    total = len(inputs)
     if total == 0 and inside:
         raise UsageError(
             f"all {inside} files matched are inside the output folder {exclude}, whose files "

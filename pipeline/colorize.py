@@ -45,6 +45,7 @@ from transforms.fileio import (
     absolute,
     exists,
     file_size,
+    file_stamp,
     is_dir,
     join,
     read_bytes,
@@ -255,7 +256,8 @@ def marker_uri(cfg: ColorizeConfig, stem: str) -> str:
 
 def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | list[dict] | None:
     """The results row of uri's output if an earlier run finished it, else None: its marker
-    exists, was written for this input (same relative path) and output name with this run's
+    exists, was written for this input (same relative path, and the input and its hints
+    sidecar the same size and version as then: input_stamps) and output name with this run's
     settings (made_with), and the output file has the size the marker recorded (a truncated
     or replaced file is redone). --samples: the list of the sample outputs' rows, if the
     marker holds as many samples of the same seed and every sample file is whole."""
@@ -268,6 +270,7 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | list[dict] |
         not isinstance(marker, dict)
         or marker.get("source") != naming.relative_name(uri, cfg.bases)
         or marker.get("output") != stem + EXTENSIONS[cfg.fmt]
+        or marker.get("stamps") != input_stamps(uri, cfg)
     ):
         return None
     outs = [sample_uri(out, i) for i in range(cfg.samples)] if cfg.samples else [out]
@@ -322,6 +325,7 @@ def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> di
         "output": stem + EXTENSIONS[cfg.fmt],
         "bytes": file_size(item["output_uri"]),
         "row": row,
+        "stamps": item.get("stamps"),
     }
     if isinstance(row, list):  # --samples: one marker for the input's sample files
         marker["bytes"] = [file_size(r["output_uri"]) for r in row]
@@ -333,7 +337,16 @@ def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> di
 def prepare_named(element: tuple[str, str], cfg: ColorizeConfig) -> dict:
     """prepare() for an (uri, output stem) pair: reads the file itself."""
     uri, stem = element
-    return prepare(uri, read_bytes(uri), cfg, stem)
+    stamps = input_stamps(uri, cfg)  # before reading: a file changed meanwhile is redone
+    return {**prepare(uri, read_bytes(uri), cfg, stem), "stamps": stamps}
+
+
+def input_stamps(uri: str, cfg: ColorizeConfig) -> dict:
+    """The size and version (fileio.file_stamp) of what an output is made from: the input
+    and, for a model that takes hints, its sidecar (None: none). A finished marker records
+    them; --skip-existing redoes an output whose input or sidecar has changed since."""
+    hints = cfg.takes_hints and cfg.use_hints
+    return {"input": file_stamp(uri), "hints": file_stamp(hints_uri(uri, cfg)) if hints else None}
 
 
 def prepare(uri: str, data: bytes, cfg: ColorizeConfig, stem: str | None = None) -> dict:

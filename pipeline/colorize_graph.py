@@ -29,7 +29,6 @@ from pipeline.common import (
 )
 from transforms import schema
 from transforms.fileio import join
-from transforms.hints import is_sidecar
 
 
 class SplitResumed(beam.DoFn):
@@ -53,11 +52,7 @@ def build(
     p: beam.Pipeline, cfg: ColorizeConfig, inputs: list[str], args, threads: int | None = None
 ) -> None:
     """Add the colorize graph to pipeline p."""
-    uris = (
-        p
-        | "Match" >> MatchFiles(inputs, exclude=cfg.output)
-        | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
-    )
+    uris = p | "Match" >> MatchFiles(inputs, exclude=cfg.output)  # no *.hints.json
     # (uri, output stem): collisions resolved with a global view (transforms.naming)
     named = uris | "Name" >> AssignNames(cfg.bases)
     split = named | "Resume" >> beam.ParDo(SplitResumed(cfg)).with_outputs(RESUMED, main="todo")

@@ -17,6 +17,7 @@ from pipeline import progress
 from transforms import naming, schema
 from transforms.decode import ImageError
 from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
+from transforms.hints import is_sidecar
 from transforms.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,16 @@ FILTER_OUTCOMES = frozenset({schema.GRAYSCALE, schema.TONED, schema.TOO_SMALL, s
 
 
 class MatchFiles(beam.PTransform):
-    """An fsspec glob (or several) -> PCollection of file URLs, reshuffled across workers.
+    """An fsspec glob (or several) -> PCollection of distinct file URLs, reshuffled across
+    workers.
 
     Uses fsspec rather than Beam's FileSystems so that every fsspec protocol works
-    (local, gs://, s3://, memory://). The Reshuffle spreads the files over workers. Files
-    inside `exclude` (the job's own output folder) are never inputs: dropped with a warning,
-    so that `colorize 'photos/**' photos/colour` does not colorize its own outputs and
-    markers, nor `stage` / `evaluate` read back their own plots and lock file.
+    (local, gs://, s3://, memory://). A file matched by several patterns is one input (Distinct:
+    no row staged or image colorized twice); the Reshuffle spreads the files over workers.
+    Files inside `exclude` (the job's own output folder) are never inputs: dropped with a
+    warning, so that `colorize 'photos/**' photos/colour` does not colorize its own outputs and
+    markers, nor `stage` / `evaluate` read back their own plots and lock file; nor are hints
+    sidecars (*.hints.json, read beside their image). checks.match_inputs counts the same set.
     """
 
     def __init__(self, patterns: list[str], exclude: str | None = None):
@@ -50,6 +54,8 @@ class MatchFiles(beam.PTransform):
             | "Patterns" >> beam.Create(self.patterns)
             | "Expand" >> beam.FlatMap(_expand_or_keep)
             | "Keep" >> beam.Filter(_not_under, self.exclude)
+            | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))
+            | "Distinct" >> beam.Distinct()
             | "Reshuffle" >> beam.Reshuffle()
         )
 

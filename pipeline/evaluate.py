@@ -54,7 +54,6 @@ from transforms.crop import STRIP_PIXELS, fit_and_crop
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import clear_dirs, is_dir, join, read_bytes, read_json, read_table
 from transforms.filters import classify_tone
-from transforms.hints import is_sidecar
 from transforms.metrics import StripMetrics
 from transforms.report import (
     CMF_PNG,
@@ -390,11 +389,7 @@ def build(
     p, args, specs: list[ModelSpec], prior: np.ndarray, size: int | None, threads: int | None = None
 ) -> None:
     """Add the evaluate graph to pipeline p."""
-    uris = (
-        p
-        | "Match" >> MatchFiles(args.inputs, exclude=args.output)
-        | "NoSidecars" >> beam.Filter(lambda u: not is_sidecar(u))  # *.hints.json
-    )
+    uris = p | "Match" >> MatchFiles(args.inputs, exclude=args.output)  # no *.hints.json
     truth = safe_apply(
         uris,
         partial(load_truth, size=size, max_pixels=args.max_pixels, min_size=args.min_size),

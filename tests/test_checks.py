@@ -69,6 +69,12 @@ def test_match_inputs(tmp_path):
     with pytest.raises(checks.UsageError, match=r"no input matches '.*\*\.tif'.*--allow-empty"):
         checks.match_inputs([str(tmp_path / "*.tif")])
     assert checks.match_inputs([str(tmp_path / "*.tif")], allow_empty=True) == ([], 0)
+    # a file matched twice is one input, and hints sidecars are none
+    (tmp_path / "a.hints.json").write_text("{}")
+    both = [str(tmp_path / "*"), str(tmp_path / "a.*")]
+    assert checks.match_inputs(both) == (both, 2)
+    with pytest.raises(checks.UsageError, match="no input matches"):
+        checks.match_inputs([str(tmp_path / "*.json")])
 
 
 def test_check_output_dir(tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 
-from transforms.fileio import read_table, write_shard
+from transforms.fileio import read_table, write_bytes, write_shard
 
 SCHEMA = pa.schema([("key", pa.string()), ("model", pa.string()), ("value", pa.float64())])
 
@@ -27,3 +29,22 @@ def test_same_batch_gets_the_same_name(tmp_path):
         rows, str(tmp_path), "p", SCHEMA
     )
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_file_stamp_changes_with_the_file_and_not_otherwise(tmp_path):
+    from transforms.fileio import file_stamp
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"first")
+    first = file_stamp(str(path))
+    assert first["bytes"] == 5 and first["version"]
+    assert file_stamp(str(path)) == first  # read again, nothing changed: the same
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert file_stamp(str(path)) != first  # same bytes, another modification time
+    path.write_bytes(b"other!")
+    assert file_stamp(str(path))["bytes"] == 6
+    assert file_stamp(str(tmp_path / "none.png")) is None
+    assert file_stamp(str(tmp_path)) is None  # a folder is no file
+    write_bytes("memory://stamp/a.png", b"abc")
+    mem = file_stamp("memory://stamp/a.png")
+    assert mem["bytes"] == 3 and mem["version"]  # memory:// reports its creation time

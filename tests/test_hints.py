@@ -177,6 +177,28 @@ def test_colorize_beam_with_sidecars(tmp_path, guided_ckpt):
     assert imgs  # inputs existed
     stats = json.loads((out / "stats.json").read_text())
     assert stats["outcomes"] == {"bad_hints": 1, "colorized": 2}
+    assert stats["total"] == 3  # the sidecars are not inputs
+
+
+def test_skip_existing_redoes_an_output_whose_sidecar_changed(tmp_path, guided_ckpt):
+    src = tmp_path / "in"
+    colour_images(src, 2, 24, 32)
+    sidecar = src / "img_00.hints.json"
+    sidecar.write_text(json.dumps({"points": [[5, 5, 255, 0, 0]]}))
+    out = tmp_path / "out"
+    argv = [str(src / "*"), str(out), "--model", "siggraph17-small", "--weights", guided_ckpt]
+    _colorize(argv)
+    _colorize(argv + ["--skip-existing"])
+    assert json.loads((out / "stats.json").read_text())["resumed"] == 2  # nothing changed
+    sidecar.write_text(json.dumps({"points": [[5, 5, 0, 0, 255], [20, 10, 0, 255, 0]]}))
+    (src / "img_01.hints.json").write_text(json.dumps({"points": [[1, 1, 9, 9, 9]]}))  # new
+    _colorize(argv + ["--skip-existing"])
+    assert json.loads((out / "stats.json").read_text())["resumed"] == 0
+    hints = {
+        r["source_uri"].rsplit("/", 1)[1]: r["hints"]
+        for r in pq.read_table(out / "results").to_pylist()
+    }
+    assert hints == {"img_00.png": 2, "img_01.png": 1}
 
 
 def test_colorize_no_hints_ignores_malformed_sidecars(tmp_path, guided_ckpt):

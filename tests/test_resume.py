@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -241,6 +242,31 @@ def test_a_temperature_the_decode_does_not_apply_is_recorded_as_none(inputs, ckp
     assert _stats(out)["resumed"] == 0
     rows = read_table(str(out / "results")).to_pylist()
     assert [(r["decode"], round(r["temperature"], 4)) for r in rows] == [("annealed", 0.2)] * 2
+
+
+def test_skip_existing_redoes_outputs_whose_input_changed(inputs, ckpt, tmp_path):
+    """A marker records its input's size and version (fileio.file_stamp): an input replaced
+    by another photo, or by a broken file, since the earlier run is redone, not kept."""
+    src = tmp_path / "in" / "d"
+    src.mkdir(parents=True)
+    for i in (0, 3, 6):
+        shutil.copy(inputs / "d0" / f"img_{i:02d}.png", src / f"img_{i:02d}.png")
+    out = tmp_path / "out"
+    _run(src.parent, out, ckpt)
+    shutil.copy(src / "img_03.png", src / "img_00.png")  # another photo under the same name
+    (src / "img_06.png").write_bytes(b"broken now")
+    _run(src.parent, out, ckpt, "--skip-existing")
+    stats = _stats(out)
+    assert stats["resumed"] == 1 and stats["outcomes"] == {"colorized": 2, "undecodable": 1}
+    np.testing.assert_array_equal(
+        _pixels(out / "d" / "img_00.png"), _pixels(out / "d" / "img_03.png")
+    )
+    errors = read_table(str(out / "errors")).to_pylist()
+    assert [r["uri"] for r in errors] == [str(src / "img_06.png")]
+    # the earlier output of the now broken input stays (as a rerun with fewer inputs leaves
+    # the others'), but results/ lists only what this run's inputs made
+    rows = read_table(str(out / "results")).to_pylist()
+    assert sorted(r["source_uri"].rsplit("/", 1)[1] for r in rows) == ["img_00.png", "img_03.png"]
 
 
 # --- one run per output folder --------------------------------------------------------------

@@ -283,6 +283,29 @@ def test_output_inside_the_inputs_is_never_read_back(tmp_path):
     assert sorted(_name(r["source_uri"]) for r in rows) == KEPT_NAMES
 
 
+def test_a_file_matched_twice_is_staged_once_and_sidecars_never(tmp_path):
+    """Overlapping globs stage each file once (no duplicate rows in the shards or the
+    priors), and hints sidecars (*.hints.json) are not inputs."""
+    from pipeline import stage
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (data, _) in INPUTS.items():
+        (src / name).write_bytes(data)
+    (src / "colour_a.hints.json").write_text('{"points": []}')
+    p = argparse.ArgumentParser()
+    stage.add_arguments(p)
+    out = tmp_path / "out"
+    globs = [str(src / "*"), str(src / "colour_*"), str(src / "*")]
+    stage.run(p.parse_args([*globs, str(out), "--size", str(SIZE)]), IN_MEMORY)
+    rows = _kept_rows(str(out))
+    assert sorted(_name(r["source_uri"]) for r in rows) == KEPT_NAMES
+    stats = _read_json(str(out / "stats.json"))
+    assert stats["total"] == len(INPUTS) and stats["outcomes"] == _expected_outcomes()
+    hist = np.asarray([r["hist"] for r in rows]).sum(axis=0)
+    assert _read_json(str(out / "priors.json"))["counts"] == hist.tolist()
+
+
 def test_a_rerun_that_keeps_nothing_leaves_no_earlier_priors(in_memory_run, tmp_path):
     from pipeline import checks
     from pipeline.stage import PRIOR_FILES

@@ -155,6 +155,29 @@ def file_size(uri: str) -> int | None:
     return int(info["size"]) if info.get("type") == "file" else None
 
 
+# what each filesystem's info() calls a file's version: local and sftp mtime, gcsfs updated
+# (and generation), s3fs LastModified and ETag, adlfs last_modified and etag, memory created
+STAMP_KEYS = ("mtime", "updated", "generation", "LastModified", "last_modified", "ETag", "etag")
+
+
+def file_stamp(uri: str) -> dict | None:
+    """A file's size and version as its filesystem reports them ({"bytes", "version"}, the
+    version a string of STAMP_KEYS' values, or the creation time where none is given), or
+    None if there is no file: what a resumed run compares to know a file unchanged (the quick
+    check of rsync and make: the same size and modification time), without reading it."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    try:
+        info = fs.info(path)
+    except (FileNotFoundError, OSError):
+        return None
+    if info.get("type") != "file":
+        return None
+    version = [str(info[k]) for k in STAMP_KEYS if info.get(k) is not None]
+    if not version and info.get("created") is not None:
+        version = [str(info["created"])]
+    return {"bytes": int(info["size"]), "version": " ".join(version)}
+
+
 def remove_partials(root: str) -> int:
     """Delete the temporary files a killed atomic_write left anywhere under root (call it
     only while no other run writes there, i.e. under pipeline.locking's lock); returns how
