@@ -323,7 +323,8 @@ def check_job_folder(output: str, job: str) -> None:
         return
     if other and other != job:
         raise UsageError(
-            f"output {output} holds the results of a {other} run: write the {job} outputs "
+            f"output {output} holds the results of {'an' if other[0] in 'aeiou' else 'a'} "
+            f"{other} run: write the {job} outputs "
             "to another folder"
         )
 

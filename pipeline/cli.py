@@ -146,8 +146,11 @@ def _job_parser(parser: argparse.ArgumentParser, job: str) -> argparse.ArgumentP
     return sub.choices[job]
 
 
-def _resume_hint(job_parser: argparse.ArgumentParser) -> str:
+def _resume_hint(job_parser: argparse.ArgumentParser, single: bool = False) -> str:
+    """What to rerun after Ctrl-C (`single`: a one-file `-o` run, which resumes nothing)."""
     flags = {s for a in job_parser._actions for s in a.option_strings}
+    if single:
+        return "rerun the same command to start again"
     if "--skip-existing" in flags:
         return "rerun with --skip-existing to resume"
     if "--resume" in flags:
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if details:
             traceback.print_exc()
-        _interrupted(args.job, job_parser, console, gate)
+        _interrupted(args.job, job_parser, console, gate, bool(getattr(args, "out_file", None)))
         return 130
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if gate is not None and gate.interrupted(0.05):
             # Ctrl-C that reached a Beam thread, which failed the run with its own error: the
             # gate already hides stderr, so say what happened, as for a KeyboardInterrupt
-            _interrupted(args.job, job_parser, console, gate)
+            _interrupted(args.job, job_parser, console, gate, bool(getattr(args, "out_file", None)))
             return 130
         return _failed(e, args.job, details)
     finally:
@@ -286,7 +289,11 @@ def interrupt_with_children(signum: int, frame) -> None:
 
 
 def _interrupted(
-    job: str, job_parser: argparse.ArgumentParser, console: bool, gate: StderrGate | None
+    job: str,
+    job_parser: argparse.ArgumentParser,
+    console: bool,
+    gate: StderrGate | None,
+    single: bool = False,
 ) -> None:
     """One line for Ctrl-C; as the console script, exit at once: Beam's threads and worker
     processes would otherwise print their tracebacks and keep the process alive."""
@@ -294,7 +301,7 @@ def _interrupted(
     done = f" after {state[1]}/{state[2]} inputs" if state and state[0] == job else ""
     saved = progress.last_saved(job)
     done += f"; {saved}" if saved else ""
-    message = f"chromabeam: error: {job} interrupted{done}; {_resume_hint(job_parser)}\n"
+    message = f"chromabeam: error: {job} interrupted{done}; {_resume_hint(job_parser, single)}\n"
     if gate is not None:
         gate.close()
         os.write(gate.real, message.encode())

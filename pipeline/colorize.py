@@ -30,6 +30,7 @@ from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import (
     Checkpoint,
     can_sample,
+    decode_methods,
     describe,
     load_model,
     names,
@@ -225,6 +226,7 @@ class ColorizeConfig:
     takes_hints: bool = False  # the model takes hints (siggraph17, siggraph17-small)
     samples: int = 0  # --samples: outputs per input (pic), named <stem>.s<i><ext>
     uses_temperature: bool = True  # the decode applies settings.temperature (else recorded None)
+    decodes: bool = True  # the model has decode methods (else it predicts ab: decode None)
 
 
 def glob_base(pattern: str) -> str:
@@ -294,13 +296,16 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | list[dict] |
     return done if cfg.samples else done[0]
 
 
+NOT_APPLIED = ("temperature", "decode")  # settings_columns that are None where they do not apply
+
+
 def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
     """The results columns that record how an image with `hints` hints is colorized."""
     return {
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
         "temperature": cfg.settings.temperature if cfg.uses_temperature else None,
-        "decode": cfg.settings.method,
+        "decode": cfg.settings.method if cfg.decodes else None,
         "strength": hinted_strength(cfg.settings.strength, hints),  # hints: 1
         "render_size": cfg.render_size,
     }
@@ -309,9 +314,10 @@ def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
 def made_with(row: dict, cfg: ColorizeConfig) -> bool:
     """Whether a finished output's results row was made with this run's model, weights and
     decode settings (else --skip-existing redoes it: one folder, one set of settings). A
-    temperature the decode does not apply (recorded None) matches any recorded one."""
+    temperature or decode method that does not apply (recorded None) matches any recorded one."""
     want = settings_columns(cfg, row.get("hints", 0))
-    return all(row.get(k) == v for k, v in want.items() if v is not None or k != "temperature")
+    unused = {k for k in NOT_APPLIED if want[k] is None}
+    return all(row.get(k) == v for k, v in want.items() if k not in unused)
 
 
 def finish_and_mark(item: dict, ab_small: np.ndarray, cfg: ColorizeConfig) -> dict | list[dict]:
@@ -506,6 +512,7 @@ def config_from_args(
         takes_hints=takes_hints(mc["name"]),
         samples=samples,
         uses_temperature=uses_temperature(mc["name"], settings.method),
+        decodes=bool(decode_methods(mc["name"])),
     )
 
 
@@ -586,11 +593,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     cfg = config_from_args(args, inputs, output, checkpoint)
     del checkpoint  # the workers read their own
     log.info(
-        "model %s (%s), render size %d, decode %s%s",
+        "model %s (%s), render size %d, %s%s",
         cfg.model,
         cfg.weights,
         cfg.render_size,
-        cfg.settings.method,
+        f"decode {cfg.settings.method}" if cfg.decodes else "ab predicted directly",
         f" T={cfg.settings.temperature:.2f}" if cfg.uses_temperature else "",
     )
     # Beam only here: `colorize IMAGE -o OUT` never imports it (start-up)

@@ -26,6 +26,7 @@ from models.infer import DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import (
     DEFAULT_MODEL,
+    decode_methods,
     describe,
     has_likelihood,
     load_model,
@@ -634,7 +635,7 @@ def _run(
                 "temperature": s.settings.temperature  # None: the decode applies none
                 if uses_temperature(s.name, s.settings.method)
                 else None,
-                "decode": s.settings.method,
+                "decode": s.settings.method if decode_methods(s.name) else None,
                 "pipeline": s.pipeline,
                 "strength": s.settings.strength,
             }

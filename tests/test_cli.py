@@ -387,6 +387,9 @@ def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
     _patched_job(monkeypatch, "stage", interrupted)
     code, err = _fail(["stage", "in/*.jpg", "out"], capsys)
     assert code == 130 and _one_error_line(err).endswith("rerun the same command to start again")
+    _patched_job(monkeypatch, "colorize", interrupted)  # -o: one image, nothing to resume
+    code, err = _fail(["colorize", "in.jpg", "-o", "out.png"], capsys)
+    assert code == 130 and _one_error_line(err).endswith("rerun the same command to start again")
 
 
 def test_ctrl_c_in_train_names_the_saved_epoch(monkeypatch, capsys):

@@ -297,7 +297,7 @@ def test_inputs_inside_the_output_or_another_jobs_folder_are_refused(inputs, ckp
         _run(out, out, ckpt)
     (tmp_path / "enc").mkdir()
     (tmp_path / "enc" / "stats.json").write_text('{"job": "encode", "total": 1}')
-    with pytest.raises(SystemExit, match=r"holds the results of a encode run"):
+    with pytest.raises(SystemExit, match=r"holds the results of an encode run"):
         _run(out, tmp_path / "enc", ckpt)
     assert json.loads((tmp_path / "enc" / "stats.json").read_text())["job"] == "encode"
 

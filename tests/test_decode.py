@@ -253,7 +253,14 @@ def test_truncated_jpeg_half_is_truncated():
 
 def test_truncated_png():
     data = encode(Image.fromarray(smooth_colour_field(100, 100, seed=6)), "PNG")
-    assert _outcome(data[: len(data) // 2]) == "truncated"
+    cut = data[: len(data) // 2]
+    assert _outcome(cut) == "truncated"
+    with pytest.raises(ImageError) as e:
+        decode_image(cut)
+    # the reason says what the header declared and how much of the file there is
+    assert str(e.value).startswith(
+        f"pixel data cut short or damaged (PNG 100x100, {len(cut)} bytes"
+    )
 
 
 def test_huge_header_beyond_pillow_bomb_limit_is_too_large():

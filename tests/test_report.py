@@ -409,3 +409,36 @@ def test_templates_are_files_of_the_package():
 
     folder = Path(transforms.__file__).parent / "templates"
     assert {p.name for p in folder.glob("*.j2")} >= {"report.md.j2", "report.html.j2"}
+
+
+def _hint_rows(points: list[int]) -> list[dict]:
+    """Hint-sweep rows (evaluate --hints) of two images for a model and the IDW baseline."""
+    from transforms.hint_report import METRICS
+
+    rows = []
+    for label, base in (("guided", 10.0), ("IDW", 12.0)):
+        for n in points:
+            for k in range(2):
+                value = base - 0.5 * n + k
+                rows.append({"model": label, "points": n, **{m: value for m, _, _ in METRICS}})
+    return rows
+
+
+def test_hint_report_targets_measured_and_not(tmp_path):
+    """With 0 and 10 points the targets are numbers (hand-computed: ΔE00 at 10 points 5.5 vs
+    IDW's 7.5); a sweep without 10 points writes null and 'n/a', never NaN or 'missed'."""
+    from transforms.hint_report import write_hint_report
+
+    full = write_hint_report(_hint_rows([0, 10]), str(tmp_path / "a"), ["guided"], ["IDW"])
+    t = full["targets"]["guided"]
+    assert t["ratio_to_idw_at_10"] == pytest.approx(5.5 / 7.5) and t["ratio_target_met"]
+    assert t["psnr_gain_at_10_db"] == pytest.approx(-5.0)  # the rows' psnr falls with n here
+    write_hint_report(_hint_rows([0, 2]), str(tmp_path / "b"), ["guided"], ["IDW"])
+    text = (tmp_path / "b" / "hints.json").read_text()
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    t = doc["targets"]["guided"]
+    assert t["ratio_to_idw_at_10"] is None and t["ratio_target_met"] is None
+    assert t["psnr_gain_at_10_db"] is None
+    md = (tmp_path / "b" / "hints.md").read_text()
+    assert "missed" not in md and "nan" not in md.lower().replace("n/a", "")
+    assert "IDW at 10 points: n/a: the sweep lacks 0 or 10 points" in md

@@ -244,6 +244,21 @@ def test_a_temperature_the_decode_does_not_apply_is_recorded_as_none(inputs, ckp
     assert [(r["decode"], round(r["temperature"], 4)) for r in rows] == [("annealed", 0.2)] * 2
 
 
+def test_a_model_that_predicts_ab_records_no_decode_settings(inputs, tmp_path):
+    """regression predicts ab directly: neither a decode method nor a temperature shapes its
+    colours, so results/ and stats.json record none (not the defaults it ignores)."""
+    ckpt = tmp_path / "reg.pt"
+    write_tiny_checkpoint(ckpt, "regression")
+    out = tmp_path / "out"
+    _run(inputs, out, str(ckpt), glob="d0/img_0[03].png")
+    rows = read_table(str(out / "results")).to_pylist()
+    assert [(r["decode"], r["temperature"]) for r in rows] == [(None, None)] * 2
+    settings = _stats(out)["settings"]
+    assert settings["decode"] is None and settings["temperature"] is None
+    _run(inputs, out, str(ckpt), "--skip-existing", glob="d0/img_0[03].png")
+    assert _stats(out)["resumed"] == 2
+
+
 def test_skip_existing_redoes_outputs_whose_input_changed(inputs, ckpt, tmp_path):
     """A marker records its input's size and version (fileio.file_stamp): an input replaced
     by another photo, or by a broken file, since the earlier run is redone, not kept."""

@@ -169,7 +169,10 @@ def decode_image(
     except Image.DecompressionBombError as e:
         raise ImageError("too_large", f"{reason(e)} (--max-pixels {max_pixels})") from e
     except (OSError, ValueError, SyntaxError, SystemError, struct.error) as e:
-        raise ImageError("truncated", f"decoding failed: {reason(e)}") from e
+        declared = f"{img.format or 'image'} {img.size[0]}x{img.size[1]}, {len(data)} bytes"
+        raise ImageError(
+            "truncated", f"pixel data cut short or damaged ({declared}): {reason(e)}"
+        ) from e
     rgb = _to_rgb(img)
     return DecodedImage(
         rgb=rgb,

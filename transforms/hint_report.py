@@ -58,7 +58,9 @@ def _mean(summary: dict, label: str, n: int, key: str = "ciede2000") -> float:
 
 def targets(summary: dict, model: str, baselines: list[str]) -> dict:
     """Issue 11's targets for one hint model: ΔE00 at 10 points <= 0.8x IDW; below both
-    baselines at every N >= 1; at N > 0 below its own 0-point ΔE00; dB gained from 10 points."""
+    baselines at every N >= 1; at N > 0 below its own 0-point ΔE00; dB gained from 10 points.
+    A figure the sweep cannot give (no 0 or 10 points in --hints) is None, its target too
+    (JSON null, not NaN: strict JSON readers refuse NaN)."""
     ns = sorted(summary.get(model, {}))
     idw = next((b for b in baselines if b.lower().startswith("idw")), baselines[0])
     ratio = _mean(summary, model, 10) / _mean(summary, idw, 10)
@@ -68,15 +70,20 @@ def targets(summary: dict, model: str, baselines: list[str]) -> dict:
         if n >= 1
     }
     zero = _mean(summary, model, 0)
+    gain = _mean(summary, model, 10, "psnr") - _mean(summary, model, 0, "psnr")
+    measured = math.isfinite(ratio)
     return {
-        "ratio_to_idw_at_10": ratio,
-        "ratio_target_met": bool(ratio <= 0.8),
+        "ratio_to_idw_at_10": ratio if measured else None,
+        "ratio_target_met": bool(ratio <= 0.8) if measured else None,
         "below_both_baselines": below,
         "below_both_at_every_n": bool(below) and all(below.values()),
         "below_own_zero_point": {n: _mean(summary, model, n) < zero for n in ns if n > 0},
-        "psnr_gain_at_10_db": _mean(summary, model, 10, "psnr") - _mean(summary, model, 0, "psnr"),
+        "psnr_gain_at_10_db": gain if math.isfinite(gain) else None,
         "zhang17_psnr_gain_at_10_db": ZHANG17_PSNR[10] - ZHANG17_PSNR[0],
     }
+
+
+NOT_IN_SWEEP = "n/a: the sweep lacks 0 or 10 points (--hints 0 ... 10)"
 
 
 def markdown(summary: dict, models: list[str], baselines: list[str]) -> str:
@@ -120,15 +127,21 @@ def markdown(summary: dict, models: list[str], baselines: list[str]) -> str:
         below = ", ".join(
             f"{n}: {'yes' if v else 'no'}" for n, v in t["below_both_baselines"].items()
         )
+        ratio, gain = t["ratio_to_idw_at_10"], t["psnr_gain_at_10_db"]
         lines += [
             "",
             f"## Targets: {model}",
             "",
-            f"- CIEDE2000 at 10 points / IDW at 10 points: {t['ratio_to_idw_at_10']:.3f} "
-            f"(target <= 0.8: {'met' if t['ratio_target_met'] else 'missed'})",
+            "- CIEDE2000 at 10 points / IDW at 10 points: "
+            + (
+                f"{ratio:.3f} (target <= 0.8: {'met' if t['ratio_target_met'] else 'missed'})"
+                if ratio is not None
+                else NOT_IN_SWEEP
+            ),
             f"- below both propagation baselines at each N >= 1: {below}",
-            f"- PSNR gained from 10 points: {t['psnr_gain_at_10_db']:+.2f} dB "
-            f"(Zhang 2017: {t['zhang17_psnr_gain_at_10_db']:+.2f} dB)",
+            "- PSNR gained from 10 points: "
+            + (f"{gain:+.2f} dB" if gain is not None else NOT_IN_SWEEP)
+            + f" (Zhang 2017: {t['zhang17_psnr_gain_at_10_db']:+.2f} dB)",
         ]
     return "\n".join(lines) + "\n"
 
