@@ -5,6 +5,7 @@ accounting (stats + errors)."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -169,11 +170,19 @@ def reject_exception(job: str, stage: str, uri: str, exc: Exception):
     if isinstance(exc, ImageError):
         outcome, reason = exc.outcome, str(exc)
     elif isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-        outcome, reason = schema.UNREADABLE, str(exc)
+        outcome, reason = schema.UNREADABLE, unreadable_reason(uri, exc)
     else:
         log.warning("unexpected failure on %s", uri, exc_info=exc)
         outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
     yield from reject(job, stage, uri, outcome, reason)
+
+
+def unreadable_reason(uri: str, exc: OSError) -> str:
+    """Why a file could not be read: a symbolic link whose target is gone says so, else the
+    error's own words."""
+    if isinstance(exc, FileNotFoundError) and os.path.islink(uri):
+        return f"broken symbolic link: its target {os.readlink(uri)} does not exist"
+    return str(exc)
 
 
 def reject(job: str, stage: str, uri: str, outcome: str, reason: str):

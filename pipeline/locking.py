@@ -79,7 +79,10 @@ def _create(fs, path: str, doc: dict) -> bool:
 
 
 def describe_owner(doc: dict) -> str:
-    """'pid 123 on host, since 2026-11-24T10:00:00Z' for a lock document."""
+    """'pid 123 on host, since 2026-11-24T10:00:00Z' for a lock document (an unreadable or
+    foreign lock file, which names no owner, says so)."""
+    if not any(k in doc for k in ("pid", "host", "started")):
+        return "chromabeam run (its lock file is unreadable or names no owner)"
     return (
         f"{doc.get('job', 'chromabeam')} run, pid {doc.get('pid', '?')} on "
         f"{doc.get('host', '?')}, since {doc.get('started', '?')}"

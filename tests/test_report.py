@@ -253,9 +253,20 @@ def test_build_report_writes_files_and_compares(tmp_path):
     assert delta["delta"] == pytest.approx(12.0 - 17.0)
     assert delta["change"] == "better"
     assert parsed["compare"]["only_previous"] == ["retired"]
+    assert parsed["compare"]["caveats"] == []  # the same settings: nothing to warn about
     md = (tmp_path / "cur" / REPORT_MD).read_text()
     assert "Change since the previous run" in md and "-5.00" in md and "retired" in md
     assert "Change since the previous run" in (tmp_path / "cur" / REPORT_HTML).read_text()
+
+
+def test_compare_caveats_name_the_settings_that_differ():
+    from transforms.report import compare_caveats
+
+    then = {"size": 256, "data": ["kodak/*.png"], "models": {"m": {"render_size": 128, "T": 0.4}}}
+    now = {"size": "full", "data": ["kodak/*.png"], "models": {"m": {"render_size": 128, "T": 0.7}}}
+    assert compare_caveats(now, then) == ["size: 256 then, full now", "model m: other T"]
+    assert compare_caveats(then, then) == []
+    assert compare_caveats({"size": 256}, {}) == []  # an older summary without the key
 
 
 def test_compare_runs_sign_and_overlap(agg):

@@ -443,3 +443,27 @@ def test_kill_and_resume_equals_a_clean_run(inputs, ckpt, tmp_path):
     assert sb["resumed"] == finished_before  # a marker is written only for a complete image
     assert not [p for p in out.rglob("*") if p.name.endswith(fileio.PARTIAL)]
     assert not (out / naming.LOCK_NAME).exists()
+
+
+def test_an_unreadable_lock_file_says_so(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / naming.LOCK_NAME).write_bytes(b"\x00garbage")
+    with pytest.raises(SystemExit, match="its lock file is unreadable or names no owner"):
+        locking.acquire(str(out), "colorize")
+    assert (out / naming.LOCK_NAME).read_bytes() == b"\x00garbage"  # left for the user
+
+
+def test_a_broken_symlink_is_named_as_one(tmp_path):
+    from pipeline.common import unreadable_reason
+
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    try:
+        open(link, "rb")
+    except FileNotFoundError as e:
+        reason = unreadable_reason(str(link), e)
+    assert reason == f"broken symbolic link: its target {tmp_path / 'gone.jpg'} does not exist"
+    missing = tmp_path / "missing.jpg"
+    err = FileNotFoundError(2, "No such file or directory", str(missing))
+    assert unreadable_reason(str(missing), err) == str(err)

@@ -486,7 +486,29 @@ def _as_text(v: object) -> str:
     return str(v)
 
 
-def _compare_context(agg: Mapping, compare: Mapping) -> dict:
+COMPARED_SETTINGS = ("size", "data")  # run settings a comparison names when they differ
+
+
+def compare_caveats(meta: Mapping, prev_meta: Mapping) -> list[str]:
+    """The run settings (COMPARED_SETTINGS, and each model's settings in both runs) that
+    differ between this run's meta and a previous one's, as 'size: 256 then, full now'; the
+    deltas of such runs mix the change of the model with that of the measure."""
+    out = [
+        f"{k}: {_as_text(prev_meta[k])} then, {_as_text(meta[k])} now"
+        for k in COMPARED_SETTINGS
+        if k in meta and k in prev_meta and meta[k] != prev_meta[k]
+    ]
+    now, then = meta.get("models") or {}, prev_meta.get("models") or {}
+    for label in [m for m in now if m in then]:
+        if now[label] != then[label]:
+            keys = sorted(
+                k for k in {*now[label], *then[label]} if now[label].get(k) != then[label].get(k)
+            )
+            out.append(f"model {label}: other {', '.join(keys)}")
+    return out
+
+
+def _compare_context(agg: Mapping, compare: Mapping, meta: Mapping | None = None) -> dict:
     prev_meta = compare.get("meta") or {}
     cmp = compare_runs(agg, compare)
     data = prev_meta.get("data") or prev_meta.get("data_glob")
@@ -516,6 +538,7 @@ def _compare_context(agg: Mapping, compare: Mapping) -> dict:
         "table": table,
         "only_current": cmp["only_current"],
         "only_previous": cmp["only_previous"],
+        "caveats": compare_caveats(meta or {}, prev_meta),
     }
 
 
@@ -582,7 +605,7 @@ def report_context(agg: Mapping, meta: Mapping, compare: Mapping | None = None) 
         "duplicates": agg.get("duplicates") or 0,
         "significance": _significance_table(agg),
         "files": {"cmf": CMF_PNG, "hist": HIST_PNG, "examples": EXAMPLES_PNG},
-        "compare": _compare_context(agg, compare) if compare is not None else None,
+        "compare": _compare_context(agg, compare, meta) if compare is not None else None,
         "meta": _meta_items(agg, meta),
     }
 
@@ -704,7 +727,10 @@ def build_report(
     fileio.write_bytes(fileio.join(out_dir, REPORT_HTML), page.encode("utf-8"))
     comparison = None
     if previous is not None:
-        comparison = {"dir": compare_dir, **compare_runs(agg, previous)}
+        caveats = compare_caveats(meta, previous.get("meta") or {})
+        for line in caveats:
+            log.warning("--compare %s: the runs differ in %s", compare_dir, line)
+        comparison = {"dir": compare_dir, **compare_runs(agg, previous), "caveats": caveats}
     summary = json_safe(
         {
             "aggregate": agg,
