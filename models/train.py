@@ -429,7 +429,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
             dynamic_ncols=True,
             mininterval=2.0,
         )
-        running, seen, t_epoch = 0.0, 0, time.time()
+        running, seen, total, t_epoch = 0.0, 0, 0.0, time.time()
         for l, ab, *hint in bar:
             l, ab = l.to(device, non_blocking=True), ab.to(device, non_blocking=True)
             extra = hint_tensors(hint[0].to(device)) if hint else ()
@@ -443,6 +443,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
             opt.step()
             step += 1
             seen += len(l)
+            total += loss.item() * len(l)  # the epoch's mean loss goes on the card
             running = 0.98 * running + 0.02 * loss.item() if seen > len(l) else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", img_s=f"{seen / (time.time() - t_epoch):.0f}")
             if time.time() - t0 > budget:
@@ -451,7 +452,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
         metrics = {
             "epoch": epoch + 1,
             "step": step,
-            "train_loss": running,
+            "train_loss": total / max(seen, 1),  # mean over the epoch (the bar shows an EMA)
             "minutes": (time.time() - t0) / 60,
             **validate(model, loss_fn, val_loader, device, args.temperature),
         }
