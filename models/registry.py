@@ -99,6 +99,16 @@ def uses_temperature(name: str, method: str) -> bool:
     return name in BUILDERS and method in skeleton({"name": name}).temperature_methods
 
 
+def applied_decode(name: str, method: str, temperature: float) -> dict:
+    """The decode settings results record for model `name`: {"decode", "temperature"}, each
+    None where the model does not apply it (no decode methods: ab predicted directly; a method
+    without temperature), so runs that differ only in an unused setting match."""
+    return {
+        "decode": method if decode_methods(name) else None,
+        "temperature": temperature if uses_temperature(name, method) else None,
+    }
+
+
 def has_likelihood(name: str) -> bool:
     """Whether the registered model `name` scores the true ab itself (pic: nll_bits)."""
     return name in BUILDERS and hasattr(skeleton({"name": name}), "nll_bits")

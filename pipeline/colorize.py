@@ -21,7 +21,7 @@ import argparse
 import logging
 import posixpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,13 +29,12 @@ from models.infer import DecodeSettings, predict_ab, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import (
     Checkpoint,
+    applied_decode,
     can_sample,
-    decode_methods,
     describe,
     load_model,
     names,
     takes_hints,
-    uses_temperature,
 )
 from pipeline import checks
 from transforms import naming, schema
@@ -225,8 +224,8 @@ class ColorizeConfig:
     use_hints: bool = True  # False: --no-hints
     takes_hints: bool = False  # the model takes hints (siggraph17, siggraph17-small)
     samples: int = 0  # --samples: outputs per input (pic), named <stem>.s<i><ext>
-    uses_temperature: bool = True  # the decode applies settings.temperature (else recorded None)
-    decodes: bool = True  # the model has decode methods (else it predicts ab: decode None)
+    # models.registry.applied_decode: {"decode", "temperature"}, each None where not applied
+    applied: dict = field(default_factory=lambda: {"decode": None, "temperature": None})
 
 
 def glob_base(pattern: str) -> str:
@@ -296,16 +295,12 @@ def resumed_row(uri: str, stem: str, cfg: ColorizeConfig) -> dict | list[dict] |
     return done if cfg.samples else done[0]
 
 
-NOT_APPLIED = ("temperature", "decode")  # settings_columns that are None where they do not apply
-
-
 def settings_columns(cfg: ColorizeConfig, hints: int) -> dict:
     """The results columns that record how an image with `hints` hints is colorized."""
     return {
         "model": cfg.model,
         "weights_sha256": cfg.weights_sha256,
-        "temperature": cfg.settings.temperature if cfg.uses_temperature else None,
-        "decode": cfg.settings.method if cfg.decodes else None,
+        **cfg.applied,  # decode, temperature: None where the model does not apply them
         "strength": hinted_strength(cfg.settings.strength, hints),  # hints: 1
         "render_size": cfg.render_size,
     }
@@ -316,7 +311,7 @@ def made_with(row: dict, cfg: ColorizeConfig) -> bool:
     decode settings (else --skip-existing redoes it: one folder, one set of settings). A
     temperature or decode method that does not apply (recorded None) matches any recorded one."""
     want = settings_columns(cfg, row.get("hints", 0))
-    unused = {k for k in NOT_APPLIED if want[k] is None}
+    unused = {k for k, v in cfg.applied.items() if v is None}
     return all(row.get(k) == v for k, v in want.items() if k not in unused)
 
 
@@ -511,8 +506,7 @@ def config_from_args(
         use_hints=not args.no_hints,
         takes_hints=takes_hints(mc["name"]),
         samples=samples,
-        uses_temperature=uses_temperature(mc["name"], settings.method),
-        decodes=bool(decode_methods(mc["name"])),
+        applied=applied_decode(mc["name"], settings.method, settings.temperature),
     )
 
 
@@ -597,8 +591,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
         cfg.model,
         cfg.weights,
         cfg.render_size,
-        f"decode {cfg.settings.method}" if cfg.decodes else "ab predicted directly",
-        f" T={cfg.settings.temperature:.2f}" if cfg.uses_temperature else "",
+        f"decode {cfg.applied['decode']}" if cfg.applied["decode"] else "ab predicted directly",
+        f" T={cfg.applied['temperature']:.2f}" if cfg.applied["temperature"] is not None else "",
     )
     # Beam only here: `colorize IMAGE -o OUT` never imports it (start-up)
     from pipeline.colorize_graph import build

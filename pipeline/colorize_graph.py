@@ -10,12 +10,10 @@ import apache_beam as beam
 from models.handler import ColorizerHandler, KeyedColorizerHandler
 from pipeline.colorize import (
     JOB,
-    NOT_APPLIED,
     ColorizeConfig,
     finish_and_mark,
     prepare_named,
     resumed_row,
-    settings_columns,
 )
 from pipeline.common import (
     OUTCOMES,
@@ -96,7 +94,7 @@ def build(
         "weights": cfg.weights,
         "weights_sha256": cfg.weights_sha256,
         "render_size": cfg.render_size,
-        **{k: settings_columns(cfg, 0)[k] for k in NOT_APPLIED},  # None: does not apply
+        **cfg.applied,  # decode, temperature: None where the model does not apply them
         "pipeline": cfg.pipeline,
         "strength": cfg.settings.strength,
         "inputs": inputs,

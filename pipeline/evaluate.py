@@ -26,12 +26,11 @@ from models.infer import DecodeSettings, predict, resolve_device
 from models.official import PIPELINES, PROJECT, model_input, model_output
 from models.registry import (
     DEFAULT_MODEL,
-    decode_methods,
+    applied_decode,
     describe,
     has_likelihood,
     load_model,
     names,
-    uses_temperature,
 )
 from pipeline import checks, evaluate_hints, progress
 from pipeline.common import (
@@ -632,10 +631,7 @@ def _run(
                 "weights": s.weights,
                 "weights_sha256": s.weights_sha256,
                 "render_size": s.render_size,
-                "temperature": s.settings.temperature  # None: the decode applies none
-                if uses_temperature(s.name, s.settings.method)
-                else None,
-                "decode": s.settings.method if decode_methods(s.name) else None,
+                **applied_decode(s.name, s.settings.method, s.settings.temperature),
                 "pipeline": s.pipeline,
                 "strength": s.settings.strength,
             }

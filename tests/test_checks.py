@@ -307,3 +307,14 @@ def test_decoded_images_count_their_frames():
     buf = io.BytesIO()
     frames[1].save(buf, "PNG")
     assert decode_image(buf.getvalue()).n_frames == 1
+
+
+def test_applied_decode_records_none_where_a_setting_does_not_apply():
+    from models.registry import applied_decode
+
+    assert applied_decode("eccv16-small", "annealed", 0.38) == {
+        "decode": "annealed",
+        "temperature": 0.38,
+    }
+    assert applied_decode("eccv16-small", "mean", 0.38) == {"decode": "mean", "temperature": None}
+    assert applied_decode("regression", "annealed", 0.38) == {"decode": None, "temperature": None}
