@@ -15,7 +15,7 @@ def write_card(run_dir: Path, summary: dict) -> None:
     lines = [
         f"# {cfg['name']} (width {cfg.get('width')})",
         "",
-        f"- command: `{summary['command']}`",
+        *[f"- command: `{c}`" for c in summary.get("commands", [summary["command"]])],
         f"- data: `{summary['stage_dir']}` ({summary['train_rows']} train / "
         f"{summary['val_rows']} val images)",
         f"- device: {summary['device']} ({summary['threads']} threads), "

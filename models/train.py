@@ -325,6 +325,40 @@ def _saved_note(ckpt_path: Path, epochs_done: int, epochs: int) -> str | None:
     return f"{ckpt_path} holds epoch {epochs_done}/{epochs}"
 
 
+SCHEDULE_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "crop",
+    "seed",
+    "max_minutes",
+    "loss",
+)
+SCHEDULE_KEYS += ("no_rebalance", "max_val", "init")  # training options, not model settings
+
+
+def schedule_of(args: argparse.Namespace) -> dict:
+    """The training options checkpoint.pt records (SCHEDULE_KEYS), to name what a --resume
+    changes: they may change (more --epochs, a lower --lr), the model settings may not."""
+    return {k: getattr(args, k, None) for k in SCHEDULE_KEYS}
+
+
+def schedule_changes(saved: dict | None, now: dict) -> list[str]:
+    """'lr 0.0005 -> 0.001' for each training option a resumed run changes (none recorded:
+    a checkpoint from before they were, nothing to compare)."""
+    if not saved:
+        return []
+    return [f"{k} {saved.get(k)} -> {now[k]}" for k in now if saved.get(k) != now[k]]
+
+
+def this_command() -> str:
+    """The command line of this run, as `chromabeam train ...` when run from the CLI."""
+    if sys.argv[1:2] == ["train"]:
+        return "chromabeam train " + " ".join(sys.argv[2:])
+    return " ".join(sys.argv)
+
+
 def check_resumable(saved: dict, config: dict, ckpt_path: Path) -> None:
     """UsageError unless the checkpoint was trained with this run's model settings (names the
     settings that differ, with the checkpoint's values)."""
@@ -397,6 +431,7 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
     history: list[dict] = []
     start_epoch, step, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt"
+    schedule, commands = schedule_of(args), [this_command()]
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         check_resumable(ck["config"], config, ckpt_path)
@@ -404,7 +439,16 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
         opt.load_state_dict(ck["optimizer"])
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
         elapsed = ck.get("elapsed", 0.0)
+        commands = ck.get("commands", []) + commands
         log.info("resumed at epoch %d, step %d", start_epoch, step)
+        changed = schedule_changes(ck.get("schedule"), schedule)
+        if changed:
+            log.warning(
+                "--resume: training options differ from the run that saved %s (%s): training "
+                "goes on with the new values; the model card lists every command",
+                ckpt_path,
+                ", ".join(changed),
+            )
     note_saved(JOB, _saved_note(ckpt_path, start_epoch, args.epochs))
     train_ds = ShardStream(
         files,
@@ -467,6 +511,8 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
             step=step,
             history=history,
             elapsed=time.time() - t0,
+            schedule=schedule,
+            commands=commands,
         )
         note_saved(JOB, _saved_note(ckpt_path, epoch + 1, args.epochs))
         if stopped_early:
@@ -475,9 +521,8 @@ def _train(args: argparse.Namespace, files: list[str], n_train: int, n_val: int)
     save_checkpoint(str(out / "model.pt"), model, config, half=args.half)
     summary = {
         "config": config,
-        "command": "chromabeam train " + " ".join(sys.argv[2:])
-        if sys.argv[1:2] == ["train"]
-        else " ".join(sys.argv),
+        "command": commands[-1],
+        "commands": commands,  # the first run's, then each --resume's
         "stage_dir": args.stage_dir,
         "train_rows": n_train,
         "val_rows": n_val,

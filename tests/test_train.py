@@ -133,7 +133,7 @@ def test_checkpoints_load_with_the_registry(trained):
     assert {"optimizer", "epoch", "step", "history", "elapsed"} <= set(ck)
 
 
-def test_resume_continues(trained, stage_dir, tmp_path):
+def test_resume_continues(trained, stage_dir, tmp_path, caplog):
     src, _ = trained
     out = tmp_path / "resumed"
     out.mkdir()
@@ -146,6 +146,10 @@ def test_resume_continues(trained, stage_dir, tmp_path):
     assert history[2]["step"] == before[1]["step"] + math.ceil((N_IMAGES - N_VAL) / 4)
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ck["epoch"] == 3 and ck["step"] == history[2]["step"]
+    # the changed option is named, and the card lists both runs' commands
+    assert "training options differ" in caplog.text and "epochs 2 -> 3" in caplog.text
+    assert len(summary["commands"]) == 2 and ck["schedule"]["epochs"] == 3
+    assert (out / "MODEL.md").read_text().count("- command: `") == 2
     # what a Ctrl-C would say is safe (pipeline.cli's one line)
     assert progress.last_saved("train") == f"{out / 'checkpoint.pt'} holds epoch 3/3"
     # the weights moved on from the resumed checkpoint
@@ -302,3 +306,13 @@ def test_lr_factor_monotone():
     assert train.lr_factor(0.3, warmup=0.0, floor=0.0) == pytest.approx(
         0.5 * (1 + math.cos(math.pi * 0.3))
     )
+
+
+def test_schedule_changes_names_each_changed_option():
+    saved = {"epochs": 2, "lr": 5e-4, "seed": 0}
+    assert train.schedule_changes(saved, {"epochs": 4, "lr": 1e-3, "seed": 0}) == [
+        "epochs 2 -> 4",
+        "lr 0.0005 -> 0.001",
+    ]
+    assert train.schedule_changes(saved, dict(saved)) == []
+    assert train.schedule_changes(None, {"epochs": 4}) == []  # an older checkpoint: no record
