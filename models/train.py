@@ -325,17 +325,10 @@ def _saved_note(ckpt_path: Path, epochs_done: int, epochs: int) -> str | None:
     return f"{ckpt_path} holds epoch {epochs_done}/{epochs}"
 
 
-SCHEDULE_KEYS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "crop",
-    "seed",
-    "max_minutes",
-    "loss",
+SCHEDULE_KEYS = (  # training options, not model settings: a --resume may change them
+    *("epochs", "batch_size", "lr", "weight_decay", "crop", "seed"),
+    *("max_minutes", "loss", "no_rebalance", "max_val", "init"),
 )
-SCHEDULE_KEYS += ("no_rebalance", "max_val", "init")  # training options, not model settings
 
 
 def schedule_of(args: argparse.Namespace) -> dict:
