@@ -86,7 +86,7 @@ def build(
         | "AllRows" >> beam.Flatten()
         | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
     )
-    _ = rows | "Results" >> WriteRowBatches(
+    results = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
     )
     settings = {
@@ -104,4 +104,6 @@ def build(
     acc[RESUMED] = split[RESUMED] | "ResumedOutcome" >> beam.Map(lambda _: schema.COLORIZED)
     # progress: one tick per input done (an outcome, a resumed output or a model failure)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)
-    _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
+    _ = acc | "Accounting" >> WriteAccounting(
+        cfg.output, JOB, {"settings": settings}, after=[results]
+    )

@@ -290,11 +290,11 @@ def run_file_job(
     with output_lock(output, job):
         remove_partials(output)
         clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
+        if not total:  # before the run, whose stats.json is the last file
+            checks.write_empty_table(join(output, "results"), results_schema)
         with progress.report(job, total, enabled=is_local(options)):
             with beam.Pipeline(options=options) as p:
                 build(p)
-        if not total:
-            checks.write_empty_table(join(output, "results"), results_schema)
     log_counters(p.result, job)
     outcomes = read_json(join(output, "stats.json"))["outcomes"] if total else {}
     if total and not outcomes.get(success):
@@ -478,10 +478,13 @@ def _write_stats(
     job: str,
     extra: dict,
     with_resumed: bool = False,
+    outputs_written: int = 0,
 ) -> dict:
     """stats.json from ((outcome, resumed), count) pairs: `outcomes` counts every input under
     its outcome, whether this run or an earlier one (resumed) produced it, so a resumed run's
-    stats equal a clean run's; `resumed` says how many of them an earlier run did."""
+    stats equal a clean run's; `resumed` says how many of them an earlier run did.
+    `outputs_written`: how many files the job's writes ended with (WriteAccounting's side
+    input, which makes stats.json wait for them), unused here."""
     outcomes: dict[str, int] = {}
     resumed = 0
     for (outcome, was_resumed), n in counts:
@@ -495,9 +498,9 @@ def _write_stats(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    write_json(join(out_dir, "stats.json"), stats)
     for tag in (ERRORS, FILTERED):  # an empty table, so readers always find one
         write_table(join(out_dir, tag, "part-empty.parquet"), [], schema.ERROR_SCHEMA)
+    write_json(join(out_dir, "stats.json"), stats)  # last: the run is finished
     return stats
 
 
@@ -506,17 +509,29 @@ class WriteAccounting(beam.PTransform):
 
     Takes the dict of accounting_inputs; an optional RESUMED entry (outcome codes of inputs an
     earlier run finished) is counted under those outcomes and in stats' `resumed` field.
+    stats.json is the run's last file: it is written once the errors/ and filtered/ tables
+    and every PCollection in `after` (the job's other writes: shards, results, priors) are
+    complete, through a side input, so a run killed before its end leaves no stats.json
+    ("not finished") rather than one beside missing outputs.
     """
 
-    def __init__(self, out_dir: str, job: str, extra: dict | None = None):
+    def __init__(self, out_dir: str, job: str, extra: dict | None = None, after=()):
         super().__init__()
         self.out_dir, self.job, self.extra = out_dir, job, extra or {}
+        self.after = list(after)
 
     def expand(self, outputs):
-        for tag in (ERRORS, FILTERED):
-            _ = outputs[tag] | f"Write{tag}" >> WriteRowBatches(
-                join(self.out_dir, tag), "part", schema.ERROR_SCHEMA, 10000
-            )
+        written = [
+            outputs[tag]
+            | f"Write{tag}"
+            >> WriteRowBatches(join(self.out_dir, tag), "part", schema.ERROR_SCHEMA, 10000)
+            for tag in (ERRORS, FILTERED)
+        ]
+        done = (
+            [*written, *self.after]
+            | "AllWritten" >> beam.Flatten()
+            | "CountWritten" >> beam.combiners.Count.Globally()
+        )
         outcomes = outputs[OUTCOMES] | "Fresh" >> beam.Map(lambda o: (o, False))
         with_resumed = outputs.get(RESUMED) is not None
         if with_resumed:
@@ -527,7 +542,14 @@ class WriteAccounting(beam.PTransform):
             | "CountOutcomes" >> beam.combiners.Count.PerElement()
             | "AllCounts" >> beam.combiners.ToList()
             | "WriteStats"
-            >> beam.Map(_write_stats, self.out_dir, self.job, self.extra, with_resumed)
+            >> beam.Map(
+                _write_stats,
+                self.out_dir,
+                self.job,
+                self.extra,
+                with_resumed,
+                beam.pvalue.AsSingleton(done),
+            )
         )
 
 

@@ -314,7 +314,7 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         success=schema.DECODED,
     )
     rows = (done.rows, done_gray.rows) | "AllDecoded" >> beam.Flatten()
-    _ = rows | "Results" >> WriteRowBatches(
+    results = rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
     )
     acc = accounting_inputs(prep, done, done_gray, failed=[model_errors])
@@ -329,7 +329,9 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         "chroma_subsampling": cfg.chroma_subsampling,
         "any_luminance": cfg.any_luminance,
     }
-    _ = acc | "Accounting" >> WriteAccounting(cfg.output, JOB, {"settings": settings})
+    _ = acc | "Accounting" >> WriteAccounting(
+        cfg.output, JOB, {"settings": settings}, after=[results]
+    )
 
 
 def decode_file(uri: str, out_file: str, args) -> dict:

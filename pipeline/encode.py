@@ -318,7 +318,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     done, model_errors = infer_and_finish(
         prep.rows, handler, partial(finish, cfg=cfg), JOB, "Code", "code", schema.ENCODED
     )
-    _ = done.rows | "Results" >> WriteRowBatches(
+    results = done.rows | "Results" >> WriteRowBatches(
         join(cfg.output, "results"), "part", schema.ENCODE_SCHEMA, 10000
     )
     settings = {k: v for k, v in cfg.__dict__.items() if k != "output"}
@@ -326,7 +326,7 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output, JOB, {"settings": {**settings, "inputs": inputs}}
+        cfg.output, JOB, {"settings": {**settings, "inputs": inputs}}, after=[results]
     )
 
 

@@ -462,17 +462,24 @@ def build(
     model_steps = steps[-len(specs) :] if specs else []
     tick_each(JOB, *[st.rows for st in model_steps], label="ProgressScored")
     tick_each(JOB, *[st[ERRORS] for st in model_steps], *dead, label="ProgressFailed")
+    written = []  # the URIs of the tables written: stats.json waits for them
     if getattr(args, "hints", None):
-        hint_steps, hint_dead = evaluate_hints.build_sweep(truth.rows, args, specs, prior, threads)
-        steps, dead = steps + hint_steps, dead + hint_dead
+        hint_steps, hint_dead, hint_files = evaluate_hints.build_sweep(
+            truth.rows, args, specs, prior, threads
+        )
+        steps, dead, written = steps + hint_steps, dead + hint_dead, [hint_files]
     rows = scored | "AllRows" >> beam.Flatten()
-    _ = rows | "Metrics" >> WriteRowBatches(
-        join(args.output, "metrics"), "part", schema.METRICS_SCHEMA, 10000
+    written.append(
+        rows
+        | "Metrics"
+        >> WriteRowBatches(join(args.output, "metrics"), "part", schema.METRICS_SCHEMA, 10000)
     )
     # One outcome per image (from the ground-truth step); a model's failures are error rows.
     _ = accounting_inputs(
         truth, extra_errors=[step[ERRORS] for step in steps[1:]] + dead
-    ) | "Accounting" >> WriteAccounting(args.output, JOB, {"models": [s.label for s in specs]})
+    ) | "Accounting" >> WriteAccounting(
+        args.output, JOB, {"models": [s.label for s in specs]}, after=written
+    )
 
 
 def read_priors(uri: str) -> np.ndarray:

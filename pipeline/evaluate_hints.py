@@ -107,7 +107,8 @@ def score_hinted(kv, spec, prior, hinted: float = HINTED_STRENGTH) -> dict:
 
 
 def build_sweep(truth_rows, args, specs, prior, threads: int | None = None):
-    """Add the sweep to the evaluate graph; returns (SafeApply outputs, dead-letter rows)."""
+    """Add the sweep to the evaluate graph; returns (SafeApply outputs, dead-letter rows, the
+    URIs of the hint-metrics files written)."""
     sims = truth_rows | "SimulateHints" >> beam.FlatMap(
         expand, counts=tuple(args.hints), seed=args.hint_seed
     )
@@ -161,13 +162,13 @@ def build_sweep(truth_rows, args, specs, prior, threads: int | None = None):
             dlq.failed_inferences
             | f"HintDead[{spec.label}]" >> beam.FlatMap(dead_letter_rows, f"hints:{spec.label}")
         )
-    _ = (
+    written = (
         scored
         | "HintRows" >> beam.Flatten()
         | "HintMetrics"
         >> WriteRowBatches(join(args.output, HINTS_DIR), "part", schema.HINT_METRICS_SCHEMA, 10000)
     )
-    return steps, dead
+    return steps, dead, written
 
 
 def report(args, specs) -> dict:

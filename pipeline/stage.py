@@ -208,7 +208,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
     stage_fn = partial(stage_batch, cfg=cfg)
     out = safe_apply(batches, stage_fn, JOB, "Stage", batch=True, stage="decode", threads=threads)
     tick_each(JOB, out[OUTCOMES])  # one outcome per input
-    _ = out.rows | "Shards" >> WriteRowBatches(
+    shards = out.rows | "Shards" >> WriteRowBatches(
         join(args.output, "shards"),
         "part",
         schema.SHARD_SCHEMA,
@@ -218,7 +218,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
         background=True,  # compression and fsync overlap the next batches' work
         batched=True,  # out.rows holds a list of rows per batch
     )
-    _ = (
+    priors = (
         out.rows
         | "Hist" >> beam.Map(batch_histogram)
         | "SumHist" >> beam.CombineGlobally(SumArrays()).without_defaults()
@@ -226,7 +226,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
     )
     settings = {k: v for k, v in vars(args).items() if k not in ("func",)}
     _ = accounting_inputs(out) | "Accounting" >> WriteAccounting(
-        args.output, JOB, {"settings": settings}
+        args.output, JOB, {"settings": settings}, after=[shards, priors]
     )
 
 
@@ -248,16 +248,17 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     # the earlier run's outputs all go first: none may outlive it (a run that keeps nothing
     # writes no priors, and one killed before its end no stats.json: "not finished")
     clear_dirs(args.output, ["shards", "errors", "filtered", "stats.json", *PRIOR_FILES])
+    if not total:  # --allow-empty: the empty table before the run, whose stats.json is last
+        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
     options = make_pipeline_options(beam_args, local_mode=LOCAL_MODE)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
             build(p, args, threads_per_worker(options))
     log_counters(p.result, JOB)
-    if not checks.has_rows(join(args.output, "shards")):  # empty tables: readers find them
+    if total and not checks.has_rows(join(args.output, "shards")):  # a table readers find
         checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
-        if total:
-            raise checks.JobFailed(
-                f"no image was kept of the {total} inputs: the reasons are in "
-                f"{join(args.output, 'errors')} and {join(args.output, 'filtered')}"
-            )
+        raise checks.JobFailed(
+            f"no image was kept of the {total} inputs: the reasons are in "
+            f"{join(args.output, 'errors')} and {join(args.output, 'filtered')}"
+        )
     log.info("staged into %s", args.output)

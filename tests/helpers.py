@@ -75,3 +75,44 @@ def sigint_as_a_terminal_sends_it() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def capture_pipelines(monkeypatch) -> list:
+    """Record every beam.Pipeline run from now on (in the list returned), still running it."""
+    import apache_beam as beam
+
+    seen: list = []
+    run = beam.Pipeline.run
+
+    def recording_run(self, *args, **kwargs):
+        seen.append(self)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(beam.Pipeline, "run", recording_run)
+    return seen
+
+
+def upstream_of(pipeline, label_end: str) -> set[str]:
+    """The full labels of every transform the one whose full label ends with `label_end` waits
+    for: its producers, through main and side inputs, transitively."""
+    import apache_beam as beam
+
+    leaves: list = []
+
+    class Leaves(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            leaves.append(node)
+
+    pipeline.visit(Leaves())
+    (start,) = [t for t in leaves if t.full_label.endswith(label_end)]
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        node = todo.pop()
+        inputs = [*node.main_inputs.values(), *(s.pvalue for s in node.side_inputs)]
+        for pcoll in inputs:
+            producer = getattr(pcoll, "producer", None)
+            if producer is not None and producer.full_label not in seen:
+                seen.add(producer.full_label)
+                todo.append(producer)
+    return seen

@@ -18,7 +18,7 @@ from models.handler import ColorizerHandler
 from models.infer import predict_hypotheses
 from pipeline import decode, encode
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
-from tests.helpers import smooth_colour_field
+from tests.helpers import capture_pipelines, smooth_colour_field, upstream_of
 from transforms import colourcodec
 from transforms.colour import rgb_to_lab
 from transforms.decode import ImageError
@@ -218,6 +218,18 @@ def test_decode_refuses_another_photos_luminance(tmp_path, weights):
     assert out.shape == (40, 52, 3)
     own = _decode(tmp_path / "a.cbc", tmp_path / "a-own.png", weights)  # its own: no question
     assert own.shape == (40, 52, 3) and not np.array_equal(own, out)
+
+
+def test_stats_json_waits_for_the_results_tables(tmp_path, weights, monkeypatch):
+    pipelines = capture_pipelines(monkeypatch)
+    _photo(tmp_path / "photos" / "a.png", 30, 40, seed=3)
+    enc, dec = tmp_path / "enc", tmp_path / "dec"
+    encode.run(job_args(encode, [str(tmp_path / "photos"), str(enc), "--weights", weights]),
+               list(BEAM_ARGS))  # fmt: skip
+    decode.run(job_args(decode, [str(enc), str(dec), "--weights", weights]), list(BEAM_ARGS))
+    assert json.loads((dec / "stats.json").read_text())["outcomes"] == {"decoded": 1}
+    for p in pipelines:
+        assert {"Results/Write", "Accounting/Writeerrors/Write"} <= upstream_of(p, "WriteStats")
 
 
 @pytest.mark.slow

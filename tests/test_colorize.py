@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline import checks, colorize
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
-from tests.helpers import encode, gray_photo, smooth_colour_field
+from tests.helpers import capture_pipelines, encode, gray_photo, smooth_colour_field, upstream_of
 from transforms import schema
 from transforms.colour import lab_in_gamut, lab_to_rgb, rgb_to_lab
 from transforms.compose import GAMUT_STEPS, compose, fit_into_gamut, luminance
@@ -104,6 +104,13 @@ def first_run(inputs, ckpt, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("colorized")
     _run(inputs, out, ckpt)
     return out
+
+
+def test_stats_json_waits_for_the_results_table(inputs, ckpt, tmp_path, monkeypatch):
+    pipelines = capture_pipelines(monkeypatch)
+    _run(inputs, tmp_path / "out", ckpt)
+    waits_for = upstream_of(pipelines[0], "WriteStats")
+    assert {"Results/Write", "Accounting/Writeerrors/Write"} <= waits_for, waits_for
 
 
 def test_outputs_at_relative_paths_with_original_size(first_run):

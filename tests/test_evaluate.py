@@ -18,6 +18,7 @@ from tests.conftest_models import (
     one_thread,
     write_tiny_checkpoint,
 )
+from tests.helpers import capture_pipelines, upstream_of
 from transforms import schema
 from transforms.bins import GRID, annealed_mean, gamut_bins, hard_encode, num_bins
 from transforms.colour import rgb_to_lab
@@ -86,6 +87,14 @@ def full_run(setup) -> tuple[Path, dict]:
     )
     summary = evaluate.run(args, list(BEAM_ARGS))
     return out, summary
+
+
+def test_stats_json_waits_for_the_metrics_and_hint_tables(setup, tmp_path, monkeypatch):
+    pipelines = capture_pipelines(monkeypatch)
+    args = _args(setup, tmp_path / "out", "--no-report", "--hints", "2")
+    evaluate.run(args, list(BEAM_ARGS))
+    waits_for = upstream_of(pipelines[0], "WriteStats")
+    assert {"Metrics/Write", "HintMetrics/Write", "Accounting/Writeerrors/Write"} <= waits_for
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,12 @@ from tests.helpers import (
     IMAGENET,
     ROOT,
     SEPIA,
+    capture_pipelines,
     encode,
     gray_photo,
     smooth_colour_field,
     tone_curve,
+    upstream_of,
 )
 from transforms import fileio, schema
 from transforms.bins import gamut_bins, num_bins
@@ -217,6 +219,18 @@ def test_inputs_match_expected_outcomes():
 
 def test_stage_in_memory(in_memory_run, input_dir):
     _check_output(in_memory_run, str(input_dir))
+
+
+def test_stats_json_waits_for_the_shards_and_priors(input_dir, tmp_path, monkeypatch):
+    """stats.json ("finished") is written after every shard, the priors and the error tables."""
+    pipelines = capture_pipelines(monkeypatch)
+    out = tmp_path / "staged"
+    _run_stage(str(input_dir / "*"), str(out), IN_MEMORY)
+    waits_for = upstream_of(pipelines[0], "WriteStats")
+    assert {"Shards/Write", "Priors", "Accounting/Writeerrors/Write"} <= waits_for, waits_for
+    stats_at = (out / "stats.json").stat().st_mtime
+    later = [p for p in out.rglob("*") if p.is_file() and p.stat().st_mtime > stats_at]
+    assert later == []
 
 
 def test_stage_from_fsspec_memory():
