@@ -118,20 +118,52 @@ def tree_rss(pid: int) -> tuple[int, int]:
             except psutil.Error:
                 pass
         return total, len(procs)
+    pids = tree_pids(pid)
+    return sum(_rss_kib(p) for p in pids) * 1024, len(pids)
+
+
+def tree_pids(pid: int) -> list[int]:
+    """pid and all its descendants, from /proc."""
     tree, todo, pids = _children(), [pid], []
     while todo:
         p = todo.pop()
         pids.append(p)
         todo.extend(tree.get(p, []))
-    return sum(_rss_kib(p) for p in pids) * 1024, len(pids)
+    return pids
+
+
+def cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds a process has used so far, from /proc; None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
+
+
+def process_role(pid: int, root: int) -> str:
+    """'launcher' (the root of the tree), 'worker' (a Beam SDK worker), or 'other'."""
+    if pid == root:
+        return "launcher"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return "other"
+    return "worker" if b"sdk_worker_main" in cmdline else "other"
 
 
 class TreeSampler:
-    """Samples tree_rss(pid) in a background thread: peak RSS and most processes seen."""
+    """Samples tree_rss(pid) in a background thread: peak RSS and most processes seen; with
+    `cpu`, also each process's CPU seconds as last seen (`cpu_by_role`: summed per
+    process_role; a process's last `interval` before it exits is not seen)."""
 
-    def __init__(self, pid: int, interval: float):
-        self.pid, self.interval = pid, interval
+    def __init__(self, pid: int, interval: float, cpu: bool = False):
+        self.pid, self.interval, self.cpu = pid, interval, cpu
         self.peak = self.processes = 0
+        self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (role, user, system)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -139,8 +171,25 @@ class TreeSampler:
         while True:
             rss, n = tree_rss(self.pid)
             self.peak, self.processes = max(self.peak, rss), max(self.processes, n)
+            if self.cpu:
+                self._sample_cpu()
             if self._stop.wait(self.interval):
                 return
+
+    def _sample_cpu(self) -> None:
+        for p in tree_pids(self.pid):
+            times = cpu_seconds(p)
+            if times is not None:
+                role = self.seen[p][0] if p in self.seen else process_role(p, self.pid)
+                self.seen[p] = (role, *times)
+
+    def cpu_by_role(self) -> dict[str, tuple[float, float]]:
+        """role -> (user, system) CPU seconds of its processes, summed."""
+        out: dict[str, tuple[float, float]] = {}
+        for role, user, system in self.seen.values():
+            u, s = out.get(role, (0.0, 0.0))
+            out[role] = (u + user, s + system)
+        return out
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
@@ -255,15 +304,18 @@ def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
-def run_sampled(cmd: list[str], cwd: Path, err_path: str, interval: float, what: str):
-    """Run cmd, sampling its process tree's RSS until it exits; returns (sampler, seconds).
+def run_sampled(
+    cmd: list[str], cwd: Path, err_path: str, interval: float, what: str, cpu: bool = False
+):
+    """Run cmd, sampling its process tree's RSS (and with `cpu` its CPU seconds: TreeSampler)
+    until it exits; returns (sampler, seconds).
 
     Raises RuntimeError with the tail of its stderr (kept in err_path) if it fails.
     """
     start = time.perf_counter()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        with TreeSampler(proc.pid, interval) as sampler:
+        with TreeSampler(proc.pid, interval, cpu) as sampler:
             proc.wait()
     if proc.returncode != 0:
         tail = Path(err_path).read_text()[-3000:]

@@ -38,10 +38,18 @@ What it measures, all in one run (globs are relative to the repository root):
              for the same time: what n busy cores of this machine give the bare loop (its
              ratio to n single loops is the machine's own scaling: two vCPUs that share a
              core, or a noisy neighbour, show here), printed beside the targets as
-             information; the targets stay against the single-core loop;
+             information; the targets stay against the single-core loop; and the job's
+             own work without Beam (stage_batch over batches of --batch-files, Parquet
+             shards written on a writer thread, as the job does) in n processes at once:
+             the most n workers could reach on this machine were Beam free, so what is
+             left splits into Beam's share and the per-image maths + Parquet (each
+             process warms up on one batch, untimed, before the timed loops start);
   memory     peak RSS of the whole process tree (launcher + SDK workers) of `stage` run as a
              subprocess on the files and on 4 symlinked copies of each (4x the inputs);
-             target: flat, ratio <= 1.3x;
+             target: flat, ratio <= 1.3x; and the CPU seconds (user, system) of each
+             process of those two trees: their difference over the 3x more inputs is the
+             CPU per input of the SDK workers and of the launcher with start-up cancelled,
+             printed beside the Beam-free stage loop's (what is left is Beam's);
   CIFAR      (--cifar) many small files: steady rate on --cifar-workers workers against the
              bare loop on one core (the fastest of 3 loops over --cifar-sample files before
              the run and one after it), target
@@ -58,10 +66,14 @@ import argparse
 import logging
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -86,11 +98,13 @@ from bench._common import (  # noqa: E402
     warm_cache,
 )
 from pipeline import stage  # noqa: E402
+from pipeline.common import row_bytes  # noqa: E402
 from pipeline.options import DEFAULT_RUNNER  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
 from transforms.staging import stage_batch, write_shard_rows  # noqa: E402
+from transforms.threads import limit_threads  # noqa: E402
 
 log = logging.getLogger("bench.stage")
 
@@ -106,6 +120,9 @@ MEMORY_TARGET = 1.30  # peak RSS at 4x the inputs / peak RSS at 1x
 MEMORY_COPIES = 4
 WARMUP_FILES = 8
 BARE_AT_ONCE_SECONDS = 5.0  # least duration of the bare loop run in n processes at once
+# ... and of the Beam-free stage loop: long enough for several shards (one per --shard-mb of
+# rows, about 430 rows at 224 px) so that the last one, written after the deadline, is small
+STAGE_AT_ONCE_SECONDS = 12.0
 
 # Runs the stage job in a fresh interpreter (the memory test measures that process tree).
 RUNNER = """
@@ -142,37 +159,133 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
     return len(files) / (time.perf_counter() - start), errors
 
 
-def _bare_until(files: list[str], size: int, start, seconds: float, counts) -> None:
-    """One process of concurrent_bare_rate: after `start` (a Barrier), bare_one over the
-    files again and again for `seconds`; the files done (undecodable ones included, as in
-    bare_rate) go on `counts` (a Queue)."""
-    start.wait()
-    done, deadline = 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        for f in files:
-            bare_one(f, size)
-            done += 1
-            if time.perf_counter() >= deadline:
-                break
-    counts.put(done)
+class StageWork:
+    """The job's per-file work without Beam, for one process of concurrent_rate: stage_batch
+    over a batch of files (read included), the kept rows written as Parquet shards on one
+    writer thread as the job does (staging.write_shard_rows, at most one write in flight,
+    flushed at the job's --shard-rows / --shard-mb defaults, into `out_dir`; each shard
+    removed once written). `flush()` writes the rows left."""
+
+    def __init__(self, size: int, out_dir: str):
+        self.args = parse_stage_args(["unused", "unused", "--size", str(size)])
+        self.cfg = stage.config_from_args(self.args)
+        self.out_dir = out_dir
+        self.rows: list[dict] = []
+        self.bytes = 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self.pending: Future | None = None
+
+    def __call__(self, files: list[str]) -> None:
+        for row in stage_batch([(f, read_bytes(f)) for f in files], self.cfg):
+            if isinstance(row, dict):
+                self.rows.append(row)
+                self.bytes += row_bytes(row)
+        if len(self.rows) >= self.args.shard_rows or self.bytes >= self.args.shard_mb << 20:
+            self._wait()
+            self.pending = self.pool.submit(self._write, self.rows)
+            self.rows, self.bytes = [], 0
+
+    def flush(self) -> None:
+        """Write the rows left (inline) once the write in flight has ended."""
+        self._wait()
+        if self.rows:
+            self._write(self.rows)
+            self.rows, self.bytes = [], 0
+
+    def _write(self, rows: list[dict]) -> None:
+        os.remove(write_shard_rows(rows, self.out_dir, "part"))
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()
+            self.pending = None
 
 
-def concurrent_bare_rate(files: list[str], size: int, processes: int, seconds: float) -> float:
-    """Images/s of the bare loop in `processes` processes at once, all busy for the same
-    `seconds` (started together on a barrier): what this machine's cores give when all are
-    busy, against which 'n workers' can be read beside the single-core target."""
+def _bare_files(files: list[str], size: int) -> None:
+    for f in files:
+        bare_one(f, size)
+
+
+def _loop_until(
+    files: list[str], size: int, work: str, procs: int, start, seconds: float, counts
+) -> None:
+    """One process of concurrent_rate: after `start` (a Barrier), the loop `work` ('bare':
+    bare_one per file; 'stage': StageWork per batch of the job's --batch-files) over the
+    files again and again for `seconds`, with numpy's BLAS on cpu_count // `procs` threads as
+    in the job's local workers; the files done (undecodable ones included, as in bare_rate)
+    and the seconds taken, with the process's user and system CPU seconds over them (its
+    threads together: the shard writer's too), go on `counts` (a Queue): StageWork's last
+    shard, of the rows left at the deadline, is written and timed. One untimed pass over the
+    first batch comes before the barrier (the first call builds lookup tables and imports)."""
+    # numpy's BLAS threads as the job's local workers have them (pipeline.options
+    # threads_per_worker): n processes each with a thread per core oversubscribe the cores
+    limit_threads(max(1, (os.cpu_count() or 1) // procs))
+    with tempfile.TemporaryDirectory(prefix="bench-stage-loop-") as out_dir:
+        if work == "stage":
+            batch, step = parse_stage_args(["a", "b"]).batch_files, StageWork(size, out_dir)
+        else:
+            batch, step = 1, partial(_bare_files, size=size)
+        step(files[:batch])  # warm-up, untimed: the first call builds lookup tables
+        if work == "stage":
+            step.flush()
+        start.wait()
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        done, deadline = 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for i in range(0, len(files), batch):
+                step(files[i : i + batch])
+                done += len(files[i : i + batch])
+                if time.perf_counter() >= deadline:
+                    break
+        if work == "stage":  # the rows left: their shard is part of the work timed
+            step.flush()
+        taken = time.perf_counter() - (deadline - seconds)
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        user, system = cpu.ru_utime - cpu_before.ru_utime, cpu.ru_stime - cpu_before.ru_stime
+        counts.put((done, taken, user, system))
+
+
+class LoopRun(NamedTuple):
+    """concurrent_loop's result: images/s of all processes, and the CPU ms per image they
+    used (user, system; summed over the processes and their threads)."""
+
+    rate: float
+    user_ms: float
+    system_ms: float
+
+
+def concurrent_rate(
+    files: list[str], size: int, processes: int, seconds: float, work: str = "bare"
+) -> float:
+    """Images/s of concurrent_loop."""
+    return concurrent_loop(files, size, processes, seconds, work).rate
+
+
+def concurrent_loop(
+    files: list[str], size: int, processes: int, seconds: float, work: str = "bare"
+) -> LoopRun:
+    """Images/s and CPU per image (LoopRun) of a loop (`work`: 'bare', the bare loop, or
+    'stage', the job's stage_batch + Parquet on a writer thread without Beam: StageWork) in
+    `processes` processes at once, all busy for the same `seconds` (started together on a
+    barrier): what this machine's cores give when all are busy, against which 'n workers' can
+    be read beside the single-core target."""
     ctx = multiprocessing.get_context("spawn")
     start, counts = ctx.Barrier(processes), ctx.Queue()
     procs = [
-        ctx.Process(target=_bare_until, args=(files, size, start, seconds, counts))
+        ctx.Process(target=_loop_until, args=(files, size, work, processes, start, seconds, counts))
         for _ in range(processes)
     ]
     for p in procs:
         p.start()
-    done = sum(counts.get() for _ in procs)
+    results = [counts.get() for _ in procs]
     for p in procs:
         p.join()
-    return done / seconds
+    done = sum(r[0] for r in results)
+    return LoopRun(
+        done / max(r[1] for r in results),
+        1000 * sum(r[2] for r in results) / max(done, 1),
+        1000 * sum(r[3] for r in results) / max(done, 1),
+    )
 
 
 def stage_loop_rate(files: list[str], size: int, batch: int) -> tuple[float, float]:
@@ -361,7 +474,8 @@ def pipeline_rate(
 def peak_memory(
     pattern: str, size: int, workers: int, work: str, interval: float, mode: str = stage.LOCAL_MODE
 ) -> dict:
-    """Run `stage` as a subprocess and sample the RSS of its process tree until it exits."""
+    """Run `stage` as a subprocess and sample the RSS and CPU seconds of its process tree
+    until it exits (`cpu`: TreeSampler.cpu_by_role)."""
     out_dir = tempfile.mkdtemp(prefix="stage-mem-", dir=work)
     cmd = [
         sys.executable,
@@ -372,8 +486,9 @@ def peak_memory(
         *beam_args(workers, mode),
     ]
     log.warning("stage subprocess for peak memory: %s", pattern)
-    sampler, seconds = run_sampled(cmd, ROOT, out_dir + ".stderr", interval, "stage")
+    sampler, seconds = run_sampled(cmd, ROOT, out_dir + ".stderr", interval, "stage", cpu=True)
     return {
+        "cpu": sampler.cpu_by_role(),
         "peak": sampler.peak,
         "processes": sampler.processes,
         "seconds": seconds,
@@ -382,6 +497,35 @@ def peak_memory(
 
 
 # ---------------------------------------------------------------- report
+
+
+def cpu_lines(small: dict, big: dict, extra_inputs: int, loop: LoopRun | None) -> list[str]:
+    """CPU ms per input of the job's processes from two peak_memory runs (the bigger one's
+    CPU minus the smaller's, over the `extra_inputs` it had: start-up cancels), per role and
+    user / system, beside the Beam-free stage loop's (`loop`, None when not measured): the
+    split of a worker's cost into the job's own work, Beam and the kernel."""
+    out = [
+        f"CPU per input, ms (the {extra_inputs} more inputs of the bigger run; start-up "
+        "cancels)     user  system   total"
+    ]
+    total = 0.0
+    for role in ("worker", "launcher", "other"):
+        u1, s1 = small["cpu"].get(role, (0.0, 0.0))
+        u2, s2 = big["cpu"].get(role, (0.0, 0.0))
+        user, system = 1000 * (u2 - u1) / extra_inputs, 1000 * (s2 - s1) / extra_inputs
+        if role == "other" and not (user or system):
+            continue
+        total += user + system
+        name = {"worker": "SDK workers", "launcher": "launcher (runner)"}.get(role, role)
+        out.append(f"  {name:<70}{user:>6.2f}{system:>8.2f}{user + system:>8.2f}")
+    if loop is not None:
+        own = loop.user_ms + loop.system_ms
+        out.append(
+            f"  {'stage loop without Beam (the same processes at once)':<70}"
+            f"{loop.user_ms:>6.2f}{loop.system_ms:>8.2f}{own:>8.2f}"
+        )
+        out.append(f"  {'Beam and the rest (job - loop)':<70}{'':>14}{total - own:>8.2f}")
+    return out
 
 
 def _secs(x: float | None) -> str:
@@ -516,9 +660,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             around.append(bare_rate(files, a.size, f"bare loop (after {w} worker(s))")[0])
             if w > 1:  # what w busy cores give this loop, measured beside the run
-                runs[-1]["bare_at_once"] = concurrent_bare_rate(
-                    files, a.size, w, max(BARE_AT_ONCE_SECONDS, len(files) / around[-1])
+                seconds = max(BARE_AT_ONCE_SECONDS, len(files) / around[-1])
+                runs[-1]["bare_at_once"] = concurrent_rate(files, a.size, w, seconds)
+                # ... and the job's own work without Beam: the most n workers could reach
+                loop = concurrent_loop(
+                    files, a.size, w, max(STAGE_AT_ONCE_SECONDS, seconds), "stage"
                 )
+                runs[-1]["stage_at_once"], runs[-1]["stage_loop_cpu"] = loop.rate, loop
         for r, before, after in zip(runs, around[:-1], around[1:], strict=True):
             r["bare"], r["bare_around"] = max(before, after), (before, after)
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
@@ -603,6 +751,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"loop): {r['rate'] / at_once:.2f} of what the busy cores give the bare "
                     "loop (information: the targets stay per single-core loop)"
                 )
+            if "stage_at_once" in r:
+                loop = r["stage_at_once"]
+                per_loop = loop / (n * r["bare"])
+                lines.append(
+                    f"{f'stage loop, {n} at once':<24}{loop:>8.1f}{'':>7}  {n:>5}  "
+                    f"{f'{per_loop:.2f} (no Beam)':<23}"
+                )
+                notes.append(
+                    f"{n} worker(s) against the job's own work without Beam (stage_batch + "
+                    f"Parquet on a writer thread, {n} processes at once: {loop:.1f} img/s, "
+                    f"{per_loop:.2f} of the bare loop per process): "
+                    f"{r['rate'] / loop:.2f} of it; the rest of the gap to the bare loop is "
+                    "the per-image maths and Parquet (profile above)"
+                )
             lines.append(
                 f"{f'stage, {n} worker(s)':<24}{r['rate']:>8.1f}{r['seconds']:>7.1f}  "
                 f"{r['children']:>5}  {cell_per:<23}{cell_up:<21}"
@@ -679,6 +841,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"  ratio {MEMORY_COPIES}x / 1x   {ratio:.2f}x  {verdict(ok_mem)} "
                 f"(<= {MEMORY_TARGET:.1f}x)"
             )
+            loop = next(
+                (r.get("stage_loop_cpu") for r in runs if r["workers"] == a.memory_workers), None
+            )
+            lines += cpu_lines(small, big, (MEMORY_COPIES - 1) * len(files), loop)
 
         # -- CIFAR: many small files
         if a.cifar:
@@ -707,9 +873,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 bares.append(bare_rate(sample, csize, f"bare loop (CIFAR, {csize}, after)")[0])
                 cbare = max(bares)
-                c_at_once = concurrent_bare_rate(
-                    sample, csize, a.cifar_workers, BARE_AT_ONCE_SECONDS
-                )
+                c_at_once = concurrent_rate(sample, csize, a.cifar_workers, BARE_AT_ONCE_SECONDS)
                 ratio = crun["rate"] / cbare
                 ok = ratio >= CIFAR_TARGET
                 failed |= not ok

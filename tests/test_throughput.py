@@ -3,6 +3,7 @@ shards' colour space, and the bench helpers that separate start-up from steady s
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import numpy as np
@@ -87,8 +88,9 @@ def _bare_files(folder) -> list[str]:
     return [*files, str(folder / "bad.jpg")]
 
 
-def test_bare_until_loops_for_its_seconds_and_counts_bad_files(tmp_path):
-    """One process of bench/stage.py's concurrent bare loop: waits on the barrier, loops over
+@pytest.mark.parametrize("work", ["bare", "stage"])
+def test_loop_until_loops_for_its_seconds_and_counts_bad_files(tmp_path, work):
+    """One process of bench/stage.py's concurrent loops: waits on the barrier, loops over
     the files until its deadline (more than one pass here), counts a bad file as done."""
     import queue
     import threading
@@ -98,18 +100,98 @@ def test_bare_until_loops_for_its_seconds_and_counts_bad_files(tmp_path):
 
     files, counts = _bare_files(tmp_path), queue.Queue()
     start = time.perf_counter()
-    bench_stage._bare_until(files, 32, threading.Barrier(1), 0.2, counts)
-    assert time.perf_counter() - start >= 0.2
-    done = counts.get_nowait()
+    bench_stage._loop_until(files, 32, work, 1, threading.Barrier(1), 0.3, counts)
+    assert time.perf_counter() - start >= 0.3
+    done, taken, user, system = counts.get_nowait()
     assert done > 2 * len(files)  # several passes, the bad file included in each
+    assert taken >= 0.3
+    assert user + system > 0.1  # the busy loop's CPU seconds (RUSAGE_SELF over its window)
     assert counts.empty()
 
 
-@pytest.mark.slow
-def test_concurrent_bare_rate_runs_processes_at_once(tmp_path):
+def test_tree_sampler_reads_cpu_seconds_per_role(tmp_path):
+    """TreeSampler(cpu=True) keeps each process's CPU seconds as last seen: the root of the
+    tree is the launcher, a child whose command line names Beam's sdk_worker_main a worker."""
+    import subprocess
+    import sys
+
+    from bench._common import TreeSampler, cpu_seconds, process_role
+
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 0.4: pass')"
+    child = (
+        "import subprocess, sys; "
+        f"subprocess.run([sys.executable, '-c', {burn!r}, 'sdk_worker_main'])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", f"{burn}; {child}"])
+    with TreeSampler(proc.pid, 0.02, cpu=True) as sampler:
+        proc.wait()
+    by_role = sampler.cpu_by_role()
+    assert sum(by_role["launcher"]) > 0.2 and sum(by_role["worker"]) > 0.2
+    assert sum(by_role["launcher"]) + sum(by_role["worker"]) < 2.0
+    assert cpu_seconds(proc.pid) is None  # gone (reaped)
+    user, system = cpu_seconds(os.getpid())
+    assert user > 0 and system >= 0
+    assert process_role(os.getpid(), os.getpid()) == "launcher"
+    assert process_role(os.getpid(), 1) == "other"  # pytest's command line: not a worker
+
+
+def test_cpu_lines_split_the_job_from_the_loop():
+    """CPU ms per input from two runs' process trees (the bigger minus the smaller, over its
+    extra inputs), beside the Beam-free loop's: hand-computed figures."""
     import bench.stage as bench_stage
 
-    assert bench_stage.concurrent_bare_rate(_bare_files(tmp_path), 32, 2, 0.3) > 0
+    small = {"cpu": {"worker": (2.0, 1.0), "launcher": (1.0, 0.1)}}
+    big = {"cpu": {"worker": (5.0, 1.6), "launcher": (1.3, 0.1)}}
+    loop = bench_stage.LoopRun(rate=100.0, user_ms=0.9, system_ms=0.1)
+    lines = bench_stage.cpu_lines(small, big, 3000, loop)
+    cells = {line[:72].strip(): line[72:].split() for line in lines[1:]}
+    assert cells["SDK workers"] == ["1.00", "0.20", "1.20"]
+    assert cells["launcher (runner)"] == ["0.10", "0.00", "0.10"]
+    assert cells["stage loop without Beam (the same processes at once)"] == ["0.90", "0.10", "1.00"]
+    assert cells["Beam and the rest (job - loop)"] == ["0.30"]
+    assert len(bench_stage.cpu_lines(small, big, 3000, None)) == 3
+
+
+def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path, monkeypatch):
+    """The Beam-free stage loop writes (and removes) a Parquet shard once the job's
+    --shard-rows is reached, with the rows stage_batch kept."""
+    import bench.stage as bench_stage
+
+    written = []
+
+    def write(rows, out_dir, prefix):
+        written.append(len(rows))
+        path = tmp_path / f"{prefix}-{len(written)}.parquet"
+        path.write_bytes(b"")
+        return str(path)
+
+    monkeypatch.setattr(bench_stage, "write_shard_rows", write)
+    work = bench_stage.StageWork(32, str(tmp_path))
+    work.args.shard_rows = 4
+    from PIL import Image
+
+    from tests.helpers import smooth_colour_field
+
+    files = [str(tmp_path / "bad.jpg")]
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    for i in range(3):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(smooth_colour_field(40, 48, seed=i)).save(files[-1])
+    work(files)  # 3 kept, 1 error
+    assert written == [] and len(work.rows) == 3
+    work(files)  # 6 rows: a shard of 6 goes to the writer thread
+    work(files)
+    work.flush()  # the write in flight, then the 3 rows left
+    assert written == [6, 3] and work.rows == [] and not list(tmp_path.glob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_concurrent_rate_runs_processes_at_once(tmp_path):
+    import bench.stage as bench_stage
+
+    files = _bare_files(tmp_path)
+    assert bench_stage.concurrent_rate(files, 32, 2, 0.3) > 0
+    assert bench_stage.concurrent_rate(files, 32, 2, 0.3, "stage") > 0
 
 
 def test_single_image_colorize_imports_no_beam(tmp_path):
