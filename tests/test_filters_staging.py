@@ -627,6 +627,36 @@ def test_lazy_classify_tone_decides_as_all_measures_do():
     assert seen == {"grayscale", "toned", "colour"}
 
 
+@pytest.mark.parametrize(
+    "shape, size", [((375, 500), 224), ((500, 333), 224), ((300, 301), 128), ((90, 60), 32)]
+)
+def test_fit_and_crop_resamples_only_the_window_as_the_whole_image_would(shape, size):
+    """fit_and_crop resizes the crop's window alone (Pillow's box): the whole-image resize and
+    centre crop up to float rounding of the window (a few pixels 1-2 levels off)."""
+    from transforms.crop import centre_crop, fit_short_side
+
+    rgb = smooth_colour_field(*shape, seed=3)
+    rgb = np.clip(rgb.astype(int) + np.random.default_rng(0).integers(-40, 40, rgb.shape), 0, 255)
+    rgb = rgb.astype(np.uint8)  # texture: neighbouring taps differ
+    whole = centre_crop(fit_short_side(rgb, size), size).astype(int)
+    boxed = fit_and_crop(rgb, size).astype(int)
+    assert boxed.shape == whole.shape == (size, size, 3)
+    assert np.abs(boxed - whole).max() <= 2
+    assert (boxed != whole).mean() < 0.01
+
+
+def test_fit_and_crop_keeps_the_whole_image_path_for_a_reduced_shrink():
+    """A shrink past twice reducing_gap (Pillow's box reduction first) is the whole-image
+    resize + crop exactly, as is a source already at the size (a crop, no resampling)."""
+    from transforms.crop import centre_crop, fit_short_side
+
+    rgb = smooth_colour_field(700, 500, seed=4)
+    for size, gap in ((64, 3.0), (64, 1.5)):
+        want = centre_crop(fit_short_side(rgb, size, gap), size)
+        np.testing.assert_array_equal(fit_and_crop(rgb, size, gap), want)
+    np.testing.assert_array_equal(fit_and_crop(rgb, 500), rgb[100:600])
+
+
 def test_filter_thumbnail_is_close_to_the_bicubic_crop():
     from transforms.crop import thumbnail
 
