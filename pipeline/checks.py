@@ -224,15 +224,6 @@ def match_inputs(
     return [p for p in patterns if counts[p]], total
 
 
-def write_empty_table(folder: str, pa_schema) -> None:
-    """An empty Parquet part in folder (`--allow-empty` runs), unless it has parts already."""
-    from transforms.fileio import write_table
-
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not (fs.exists(path) and fs.glob(join(path, "*.parquet"))):
-        write_table(join(folder, "part-empty.parquet"), [], pa_schema)
-
-
 def has_rows(folder: str) -> bool:
     """Whether a folder of Parquet parts holds at least one row."""
     import pyarrow.parquet as pq

@@ -603,6 +603,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.COLORIZE_SCHEMA, schema.COLORIZED,
+        lambda p: build(p, cfg, inputs, args, threads), schema.COLORIZED,
     )  # fmt: skip
     log.info("colorized into %s", output)

@@ -105,5 +105,9 @@ def build(
     # progress: one tick per input done (an outcome, a resumed output or a model failure)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output, JOB, {"settings": settings}, after=[results]
+        cfg.output,
+        JOB,
+        {"settings": settings},
+        after=[results],
+        empty_tables=[(results, join(cfg.output, "results"), schema.COLORIZE_SCHEMA)],
     )

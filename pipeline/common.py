@@ -272,15 +272,13 @@ def infer_and_finish(prep_rows, handler, finish: Callable, job: str, label: str,
     return done, model_errors
 
 
-def run_file_job(
-    job: str, output: str, options, total: int, build: Callable, results_schema, success: str
-):
+def run_file_job(job: str, output: str, options, total: int, build: Callable, success: str):
     """Run a per-file job (colorize, encode, decode) into `output` under its lock: temporary
     files of a killed run removed, the tables and stats.json rebuilt (no stats.json = an
     unfinished run; a folder holding another job's stats.json is refused), a progress line on
-    local runners, `build(pipeline)` adds the graph; with no input (--allow-empty) an empty
-    results table, so readers always find one. JobFailed (exit code 1) when inputs were
-    there but none came out `success`."""
+    local runners, `build(pipeline)` adds the graph (whose WriteAccounting gives a results
+    table written in no file an empty part, so readers always find one). JobFailed (exit
+    code 1) when inputs were there but none came out `success`."""
     from pipeline import checks, progress
     from pipeline.locking import output_lock
     from pipeline.options import is_local, log_counters
@@ -290,8 +288,6 @@ def run_file_job(
     with output_lock(output, job):
         remove_partials(output)
         clear_dirs(output, ["errors", "filtered", "results", "stats.json"])
-        if not total:  # before the run, whose stats.json is the last file
-            checks.write_empty_table(join(output, "results"), results_schema)
         with progress.report(job, total, enabled=is_local(options)):
             with beam.Pipeline(options=options) as p:
                 build(p)
@@ -479,12 +475,16 @@ def _write_stats(
     extra: dict,
     with_resumed: bool = False,
     outputs_written: int = 0,
+    tables: list[tuple[str, object]] = (),
+    files_per_table: dict[int, int] | None = None,
 ) -> dict:
     """stats.json from ((outcome, resumed), count) pairs: `outcomes` counts every input under
     its outcome, whether this run or an earlier one (resumed) produced it, so a resumed run's
     stats equal a clean run's; `resumed` says how many of them an earlier run did.
     `outputs_written`: how many files the job's writes ended with (WriteAccounting's side
-    input, which makes stats.json wait for them), unused here."""
+    input, which makes stats.json wait for them), unused here. `tables`: (folder, schema) of
+    the job's tables, `files_per_table`: how many files each (by index) was written in; one
+    written in none gets an empty part first."""
     outcomes: dict[str, int] = {}
     resumed = 0
     for (outcome, was_resumed), n in counts:
@@ -500,6 +500,9 @@ def _write_stats(
     }
     for tag in (ERRORS, FILTERED):  # an empty table, so readers always find one
         write_table(join(out_dir, tag, "part-empty.parquet"), [], schema.ERROR_SCHEMA)
+    for i, (folder, pa_schema) in enumerate(tables):
+        if not (files_per_table or {}).get(i):
+            write_table(join(folder, "part-empty.parquet"), [], pa_schema)
     write_json(join(out_dir, "stats.json"), stats)  # last: the run is finished
     return stats
 
@@ -512,13 +515,18 @@ class WriteAccounting(beam.PTransform):
     stats.json is the run's last file: it is written once the errors/ and filtered/ tables
     and every PCollection in `after` (the job's other writes: shards, results, priors) are
     complete, through a side input, so a run killed before its end leaves no stats.json
-    ("not finished") rather than one beside missing outputs.
+    ("not finished") rather than one beside missing outputs. `empty_tables`: (URIs a table's
+    writer output, its folder, its schema) of the job's own tables: a table whose writer
+    wrote no file (every input rejected) gets an empty part (part-empty.parquet) before
+    stats.json, so that readers always find one.
     """
 
-    def __init__(self, out_dir: str, job: str, extra: dict | None = None, after=()):
+    def __init__(
+        self, out_dir: str, job: str, extra: dict | None = None, after=(), empty_tables=()
+    ):
         super().__init__()
         self.out_dir, self.job, self.extra = out_dir, job, extra or {}
-        self.after = list(after)
+        self.after, self.empty_tables = list(after), list(empty_tables)
 
     def expand(self, outputs):
         written = [
@@ -537,6 +545,17 @@ class WriteAccounting(beam.PTransform):
         if with_resumed:
             resumed = outputs[RESUMED] | "Resumed" >> beam.Map(lambda o: (o, True))
             outcomes = (outcomes, resumed) | "AllOutcomes" >> beam.Flatten()
+        tables = [(folder, pa_schema) for _, folder, pa_schema in self.empty_tables]
+        files_per_table = {}
+        if tables:
+            files_per_table = beam.pvalue.AsDict(
+                [
+                    uris | f"TableIndex{i}" >> beam.Map(lambda _, i=i: i)
+                    for i, (uris, _, _) in enumerate(self.empty_tables)
+                ]
+                | "AllTables" >> beam.Flatten()
+                | "FilesPerTable" >> beam.combiners.Count.PerElement()
+            )
         return (
             outcomes
             | "CountOutcomes" >> beam.combiners.Count.PerElement()
@@ -549,6 +568,8 @@ class WriteAccounting(beam.PTransform):
                 self.extra,
                 with_resumed,
                 beam.pvalue.AsSingleton(done),
+                tables,
+                files_per_table,
             )
         )
 

@@ -330,7 +330,11 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         "any_luminance": cfg.any_luminance,
     }
     _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output, JOB, {"settings": settings}, after=[results]
+        cfg.output,
+        JOB,
+        {"settings": settings},
+        after=[results],
+        empty_tables=[(results, join(cfg.output, "results"), schema.DECODE_SCHEMA)],
     )
 
 
@@ -393,6 +397,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.DECODE_SCHEMA, schema.DECODED,
+        lambda p: build(p, cfg, inputs, args, threads), schema.DECODED,
     )  # fmt: skip
     log.info("decoded into %s", output)

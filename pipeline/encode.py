@@ -326,7 +326,11 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
     _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output, JOB, {"settings": {**settings, "inputs": inputs}}, after=[results]
+        cfg.output,
+        JOB,
+        {"settings": {**settings, "inputs": inputs}},
+        after=[results],
+        empty_tables=[(results, join(cfg.output, "results"), schema.ENCODE_SCHEMA)],
     )
 
 
@@ -391,6 +395,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> None:
     threads = threads_per_worker(options)
     run_file_job(
         JOB, output, options, total,
-        lambda p: build(p, cfg, inputs, args, threads), schema.ENCODE_SCHEMA, schema.ENCODED,
+        lambda p: build(p, cfg, inputs, args, threads), schema.ENCODED,
     )  # fmt: skip
     log.info("encoded into %s", output)

@@ -469,16 +469,17 @@ def build(
         )
         steps, dead, written = steps + hint_steps, dead + hint_dead, [hint_files]
     rows = scored | "AllRows" >> beam.Flatten()
-    written.append(
-        rows
-        | "Metrics"
-        >> WriteRowBatches(join(args.output, "metrics"), "part", schema.METRICS_SCHEMA, 10000)
-    )
+    metrics_dir = join(args.output, "metrics")
+    metrics = rows | "Metrics" >> WriteRowBatches(metrics_dir, "part", schema.METRICS_SCHEMA, 10000)
     # One outcome per image (from the ground-truth step); a model's failures are error rows.
     _ = accounting_inputs(
         truth, extra_errors=[step[ERRORS] for step in steps[1:]] + dead
     ) | "Accounting" >> WriteAccounting(
-        args.output, JOB, {"models": [s.label for s in specs]}, after=written
+        args.output,
+        JOB,
+        {"models": [s.label for s in specs]},
+        after=[*written, metrics],
+        empty_tables=[(metrics, metrics_dir, schema.METRICS_SCHEMA)],
     )
 
 
@@ -614,8 +615,7 @@ def _run(
         log.info("hint sweep: %s", join(args.output, "hints.md"))
         for model, t in hint_summary["targets"].items():
             log.info("%s: %s", model, json.dumps(t, default=str))
-    if not checks.has_rows(join(args.output, "metrics")):
-        checks.write_empty_table(join(args.output, "metrics"), schema.METRICS_SCHEMA)
+    if not checks.has_rows(join(args.output, "metrics")):  # (an empty table: WriteAccounting)
         if not total:  # --allow-empty
             log.info("no input: empty tables, no report")
             return None

@@ -226,7 +226,11 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None
     )
     settings = {k: v for k, v in vars(args).items() if k not in ("func",)}
     _ = accounting_inputs(out) | "Accounting" >> WriteAccounting(
-        args.output, JOB, {"settings": settings}, after=[shards, priors]
+        args.output,
+        JOB,
+        {"settings": settings},
+        after=[shards, priors],
+        empty_tables=[(shards, join(args.output, "shards"), schema.SHARD_SCHEMA)],
     )
 
 
@@ -248,15 +252,14 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     # the earlier run's outputs all go first: none may outlive it (a run that keeps nothing
     # writes no priors, and one killed before its end no stats.json: "not finished")
     clear_dirs(args.output, ["shards", "errors", "filtered", "stats.json", *PRIOR_FILES])
-    if not total:  # --allow-empty: the empty table before the run, whose stats.json is last
-        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
     options = make_pipeline_options(beam_args, local_mode=LOCAL_MODE)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
             build(p, args, threads_per_worker(options))
     log_counters(p.result, JOB)
-    if total and not checks.has_rows(join(args.output, "shards")):  # a table readers find
-        checks.write_empty_table(join(args.output, "shards"), schema.SHARD_SCHEMA)
+    # a run that kept nothing has an empty shards table (written before stats.json:
+    # WriteAccounting's empty_tables) and fails
+    if total and not checks.has_rows(join(args.output, "shards")):
         raise checks.JobFailed(
             f"no image was kept of the {total} inputs: the reasons are in "
             f"{join(args.output, 'errors')} and {join(args.output, 'filtered')}"

@@ -80,3 +80,35 @@ def test_without_after_stats_json_waits_for_its_own_tables_only(tmp_path, monkey
     _accounting_run(str(tmp_path / "out"), str(tmp_path / "late.json"), wait=False)
     waits_for = upstream_of(pipelines[0], "WriteStats")
     assert "Late" not in waits_for and "WriteAccounting/Writeerrors/Write" in waits_for
+
+
+def test_a_table_whose_writer_wrote_nothing_gets_an_empty_part_before_stats_json(tmp_path):
+    """empty_tables: the table written in no file gets part-empty.parquet (its schema) before
+    stats.json; the one written in a file is left alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = str(tmp_path / "out")
+    schema_a = pa.schema([("x", pa.int32())])
+    written = tmp_path / "b" / "part-1.parquet"
+    written.parent.mkdir()
+    pq.write_table(pa.table({"y": [1]}), written)
+    with beam.Pipeline() as p:
+        none = p | "Nothing" >> beam.Create([])
+        outcomes = p | "Outcomes" >> beam.Create(["undecodable"])
+        acc = {OUTCOMES: outcomes, ERRORS: none, FILTERED: none | "F" >> beam.Map(str)}
+        a_uris = none | "NoFiles" >> beam.Map(str)
+        b_uris = p | "OneFile" >> beam.Create([str(written)])
+        _ = acc | WriteAccounting(
+            out,
+            "test",
+            after=[a_uris, b_uris],
+            empty_tables=[
+                (a_uris, str(tmp_path / "a"), schema_a),
+                (b_uris, str(tmp_path / "b"), None),
+            ],
+        )
+    empty = tmp_path / "a" / "part-empty.parquet"
+    assert pq.read_schema(empty) == schema_a and pq.read_table(empty).num_rows == 0
+    assert sorted(os.listdir(tmp_path / "b")) == ["part-1.parquet"]
+    assert os.stat(os.path.join(out, "stats.json")).st_mtime_ns >= empty.stat().st_mtime_ns

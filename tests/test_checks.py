@@ -17,6 +17,7 @@ from tests.conftest_models import write_tiny_checkpoint
 from transforms import schema
 from transforms.compose import encode_image, luminance
 from transforms.decode import decode_image
+from transforms.fileio import write_table
 
 
 @pytest.mark.parametrize(
@@ -235,7 +236,7 @@ def test_check_device_and_stage_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="no priors.json"):
         checks.check_stage_dir(str(tmp_path))
     (tmp_path / "shards").mkdir()  # a run that kept nothing: an empty table, no priors
-    checks.write_empty_table(str(tmp_path / "shards"), schema.SHARD_SCHEMA)
+    write_table(str(tmp_path / "shards" / "part-empty.parquet"), [], schema.SHARD_SCHEMA)
     with pytest.raises(checks.MissingInput, match="no shards in shards/: .* kept no image"):
         checks.check_stage_dir(str(tmp_path))
     (tmp_path / "shards" / "part-0.parquet").write_bytes(b"rows")

@@ -275,6 +275,10 @@ def test_a_run_where_nothing_comes_out_fails_with_its_reasons(inputs, ckpt, tmp_
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["total"] == 3 and "colorized" not in stats["outcomes"]
     assert read_table(str(tmp_path / "out" / "errors")).num_rows == 3
+    results = read_table(str(tmp_path / "out" / "results"))  # a table readers find: empty,
+    assert results.num_rows == 0 and results.schema.equals(schema.COLORIZE_SCHEMA)
+    empty = tmp_path / "out" / "results" / "part-empty.parquet"  # ... before stats.json
+    assert empty.stat().st_mtime_ns <= (tmp_path / "out" / "stats.json").stat().st_mtime_ns
 
 
 def test_model_failures_are_counted_with_a_one_line_reason(inputs, ckpt, tmp_path, monkeypatch):

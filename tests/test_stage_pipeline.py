@@ -338,6 +338,8 @@ def test_a_rerun_that_keeps_nothing_leaves_no_earlier_priors(in_memory_run, tmp_
         _run_stage(str(gray / "*"), str(out), IN_MEMORY)
     assert not any((out / name).exists() for name in PRIOR_FILES)
     assert pq.read_table(out / "shards").num_rows == 0  # an empty table, for readers
+    empty, stats = out / "shards" / "part-empty.parquet", out / "stats.json"
+    assert empty.stat().st_mtime_ns <= stats.stat().st_mtime_ns  # stats.json stays the last
     assert _read_json(str(out / "stats.json"))["outcomes"] == {"grayscale": 1}
 
 

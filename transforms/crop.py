@@ -47,8 +47,9 @@ def fit_and_crop(rgb: np.ndarray, size: int, reducing_gap: float = 3.0) -> np.nd
     Only the crop's window is resampled (Pillow's `box`: the same filter taps as resizing the
     whole image and cropping, up to float rounding of the window, which moves a few pixels
     by 1-2 levels), at a fraction of the work: decode + crop of an ImageNet photo at 224 px
-    2.23 against 2.54 ms (the best of 3 interleaved passes). A shrink by more than twice `reducing_gap` (Pillow's box reduction first) keeps
-    the whole-image path, whose reduction blocks are aligned to the image's corner."""
+    2.23 against 2.54 ms (the best of 3 interleaved passes). A shrink by more than twice
+    `reducing_gap` (Pillow's box reduction first) keeps the whole-image path, whose
+    reduction blocks are aligned to the image's corner."""
     h, w = rgb.shape[:2]
     scale = size / min(h, w)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
