@@ -20,15 +20,13 @@ from pipeline.common import (
     RESUMED,
     AssignNames,
     MatchFiles,
-    WriteAccounting,
-    WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
     prepare_step,
     tick_each,
+    write_results_and_stats,
 )
 from transforms import schema
-from transforms.fileio import join
 
 
 class SplitResumed(beam.DoFn):
@@ -86,9 +84,6 @@ def build(
         | "AllRows" >> beam.Flatten()
         | "Samples" >> beam.FlatMap(lambda r: r if isinstance(r, list) else [r])
     )
-    results = rows | "Results" >> WriteRowBatches(
-        join(cfg.output, "results"), "part", schema.COLORIZE_SCHEMA, 10000
-    )
     settings = {
         "model": cfg.model,
         "weights": cfg.weights,
@@ -104,10 +99,6 @@ def build(
     acc[RESUMED] = split[RESUMED] | "ResumedOutcome" >> beam.Map(lambda _: schema.COLORIZED)
     # progress: one tick per input done (an outcome, a resumed output or a model failure)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], split[RESUMED], model_errors)
-    _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output,
-        JOB,
-        {"settings": settings},
-        after=[results],
-        empty_tables=[(results, join(cfg.output, "results"), schema.COLORIZE_SCHEMA)],
+    write_results_and_stats(
+        rows, acc, cfg.output, JOB, schema.COLORIZE_SCHEMA, {"settings": settings}
     )

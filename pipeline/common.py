@@ -574,6 +574,17 @@ class WriteAccounting(beam.PTransform):
         )
 
 
+def write_results_and_stats(rows, acc: dict, output: str, job: str, results_schema, extra: dict):
+    """The file jobs' last steps (colorize, encode, decode): `rows` into results/ (Parquet of
+    `results_schema`, an empty part if no row came out) and WriteAccounting of `acc` (with
+    `extra` in stats.json), whose stats.json waits for the results."""
+    folder = join(output, "results")
+    results = rows | "Results" >> WriteRowBatches(folder, "part", results_schema, 10000)
+    return acc | "Accounting" >> WriteAccounting(
+        output, job, extra, after=[results], empty_tables=[(results, folder, results_schema)]
+    )
+
+
 class AssignNames(beam.PTransform):
     """URIs -> (uri, output stem) by transforms.naming's rule, with the global view it needs:
     key by naming.group_key, GroupByKey (only inputs sharing a key can collide), resolve each

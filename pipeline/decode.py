@@ -43,14 +43,13 @@ from pipeline.common import (
     OUTCOMES,
     AssignNames,
     MatchFiles,
-    WriteAccounting,
-    WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
     prepare_step,
     run_file_job,
     safe_apply,
     tick_each,
+    write_results_and_stats,
 )
 from pipeline.encode import (
     CBC,
@@ -314,9 +313,6 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         success=schema.DECODED,
     )
     rows = (done.rows, done_gray.rows) | "AllDecoded" >> beam.Flatten()
-    results = rows | "Results" >> WriteRowBatches(
-        join(cfg.output, "results"), "part", schema.DECODE_SCHEMA, 10000
-    )
     acc = accounting_inputs(prep, done, done_gray, failed=[model_errors])
     # progress: one tick per input done (rejected, decoded, failed decoding, or in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], done_gray[OUTCOMES], model_errors)
@@ -329,12 +325,8 @@ def build(p, cfg: DecodeConfig, inputs: list[str], args, threads: int | None = N
         "chroma_subsampling": cfg.chroma_subsampling,
         "any_luminance": cfg.any_luminance,
     }
-    _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output,
-        JOB,
-        {"settings": settings},
-        after=[results],
-        empty_tables=[(results, join(cfg.output, "results"), schema.DECODE_SCHEMA)],
+    write_results_and_stats(
+        rows, acc, cfg.output, JOB, schema.DECODE_SCHEMA, {"settings": settings}
     )
 
 

@@ -40,13 +40,12 @@ from pipeline.common import (
     OUTCOMES,
     AssignNames,
     MatchFiles,
-    WriteAccounting,
-    WriteRowBatches,
     accounting_inputs,
     infer_and_finish,
     prepare_step,
     run_file_job,
     tick_each,
+    write_results_and_stats,
 )
 from pipeline.options import make_pipeline_options, threads_per_worker
 from transforms import colourcodec, schema
@@ -318,20 +317,12 @@ def build(p, cfg: EncodeConfig, inputs: list[str], args, threads: int | None = N
     done, model_errors = infer_and_finish(
         prep.rows, handler, partial(finish, cfg=cfg), JOB, "Code", "code", schema.ENCODED
     )
-    results = done.rows | "Results" >> WriteRowBatches(
-        join(cfg.output, "results"), "part", schema.ENCODE_SCHEMA, 10000
-    )
     settings = {k: v for k, v in cfg.__dict__.items() if k != "output"}
     acc = accounting_inputs(prep, done, failed=[model_errors])
     # progress: one tick per input done (rejected, coded, failed coding, or failed in the model)
     tick_each(JOB, prep[OUTCOMES], done[OUTCOMES], model_errors)
-    _ = acc | "Accounting" >> WriteAccounting(
-        cfg.output,
-        JOB,
-        {"settings": {**settings, "inputs": inputs}},
-        after=[results],
-        empty_tables=[(results, join(cfg.output, "results"), schema.ENCODE_SCHEMA)],
-    )
+    extra = {"settings": {**settings, "inputs": inputs}}
+    write_results_and_stats(done.rows, acc, cfg.output, JOB, schema.ENCODE_SCHEMA, extra)
 
 
 def encode_file(uri: str, out_file: str, args) -> dict:
