@@ -20,13 +20,18 @@ INTERPOLATIONS = {
 }
 
 
+def fitted_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) of an image scaled so that its short side is `size`."""
+    scale = size / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
+
 def fit_short_side(rgb: np.ndarray, size: int, reducing_gap: float = 3.0) -> np.ndarray:
     """Resize (H, W, 3) uint8 so that its short side is `size` (bicubic; Lanczos-free speed;
     Pillow's `reducing_gap`: a box reduction by an integer factor first when shrinking by more
     than twice it)."""
     h, w = rgb.shape[:2]
-    scale = size / min(h, w)
-    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    new = fitted_size(w, h, size)
     if new == (w, h):
         return rgb
     return np.asarray(
@@ -51,8 +56,7 @@ def fit_and_crop(rgb: np.ndarray, size: int, reducing_gap: float = 3.0) -> np.nd
     `reducing_gap` (Pillow's box reduction first) keeps the whole-image path, whose
     reduction blocks are aligned to the image's corner."""
     h, w = rgb.shape[:2]
-    scale = size / min(h, w)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    new_w, new_h = fitted_size(w, h, size)
     sx, sy = w / new_w, h / new_h
     if (new_w, new_h) == (w, h) or max(sx, sy) >= 2 * reducing_gap:
         return centre_crop(fit_short_side(rgb, size, reducing_gap), size)
