@@ -70,7 +70,6 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -98,8 +97,9 @@ from bench._common import (  # noqa: E402
     warm_cache,
 )
 from pipeline import stage  # noqa: E402
-from pipeline.common import row_bytes  # noqa: E402
+from pipeline.common import _WriteShards  # noqa: E402
 from pipeline.options import DEFAULT_RUNNER  # noqa: E402
+from transforms import schema  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
@@ -161,44 +161,48 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
 
 class StageWork:
     """The job's per-file work without Beam, for one process of concurrent_rate: stage_batch
-    over a batch of files (read included), the kept rows written as Parquet shards on one
-    writer thread as the job does (staging.write_shard_rows, at most one write in flight,
-    flushed at the job's --shard-rows / --shard-mb defaults, into `out_dir`; each shard
-    removed once written). `flush()` writes the rows left."""
+    over a batch of files (read included), the kept rows given to the job's own shard writer
+    (pipeline.common._WriteShards as stage.build sets it up: the job's --shard-rows /
+    --shard-mb defaults, or `shard_rows`, on one writer thread, at most one write in flight),
+    into `out_dir`, each shard removed once written. `flush()` writes the rows left, as the
+    end of a bundle does."""
 
-    def __init__(self, size: int, out_dir: str):
-        self.args = parse_stage_args(["unused", "unused", "--size", str(size)])
-        self.cfg = stage.config_from_args(self.args)
-        self.out_dir = out_dir
-        self.rows: list[dict] = []
-        self.bytes = 0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
-        self.pending: Future | None = None
+    def __init__(self, size: int, out_dir: str, shard_rows: int | None = None):
+        args = parse_stage_args(["unused", "unused", "--size", str(size)])
+        self.cfg = stage.config_from_args(args)
+        self.writer = _WriteShards(
+            out_dir,
+            "part",
+            schema.SHARD_SCHEMA,
+            shard_rows or args.shard_rows,
+            _write_and_remove,
+            max_bytes=args.shard_mb << 20,
+            background=True,
+            batched=True,
+        )
+        self.writer.setup()
+        self.writer.start_bundle()
+
+    @property
+    def rows(self) -> list[dict]:
+        """The kept rows not yet handed to a write."""
+        return self.writer.buffer
 
     def __call__(self, files: list[str]) -> None:
-        for row in stage_batch([(f, read_bytes(f)) for f in files], self.cfg):
-            if isinstance(row, dict):
-                self.rows.append(row)
-                self.bytes += row_bytes(row)
-        if len(self.rows) >= self.args.shard_rows or self.bytes >= self.args.shard_mb << 20:
-            self._wait()
-            self.pending = self.pool.submit(self._write, self.rows)
-            self.rows, self.bytes = [], 0
+        rows = stage_batch([(f, read_bytes(f)) for f in files], self.cfg)
+        list(self.writer.process([r for r in rows if isinstance(r, dict)]))
 
     def flush(self) -> None:
-        """Write the rows left (inline) once the write in flight has ended."""
-        self._wait()
-        if self.rows:
-            self._write(self.rows)
-            self.rows, self.bytes = [], 0
+        """Write the rows left, once the write in flight has ended (the bundle's end)."""
+        list(self.writer.finish_bundle())
+        self.writer.start_bundle()
 
-    def _write(self, rows: list[dict]) -> None:
-        os.remove(write_shard_rows(rows, self.out_dir, "part"))
 
-    def _wait(self) -> None:
-        if self.pending is not None:
-            self.pending.result()
-            self.pending = None
+def _write_and_remove(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
+    """StageWork's write: staging.write_shard_rows, the shard removed once written."""
+    uri = write_shard_rows(rows, out_dir, prefix)
+    os.remove(uri)
+    return uri
 
 
 def _bare_files(files: list[str], size: int) -> None:
@@ -666,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
                 loop = concurrent_loop(
                     files, a.size, w, max(STAGE_AT_ONCE_SECONDS, seconds), "stage"
                 )
-                runs[-1]["stage_at_once"], runs[-1]["stage_loop_cpu"] = loop.rate, loop
+                runs[-1]["stage_loop"] = loop
         for r, before, after in zip(runs, around[:-1], around[1:], strict=True):
             r["bare"], r["bare_around"] = max(before, after), (before, after)
         rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
@@ -751,8 +755,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"loop): {r['rate'] / at_once:.2f} of what the busy cores give the bare "
                     "loop (information: the targets stay per single-core loop)"
                 )
-            if "stage_at_once" in r:
-                loop = r["stage_at_once"]
+            if "stage_loop" in r:
+                loop = r["stage_loop"].rate
                 per_loop = loop / (n * r["bare"])
                 lines.append(
                     f"{f'stage loop, {n} at once':<24}{loop:>8.1f}{'':>7}  {n:>5}  "
@@ -842,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(<= {MEMORY_TARGET:.1f}x)"
             )
             loop = next(
-                (r.get("stage_loop_cpu") for r in runs if r["workers"] == a.memory_workers), None
+                (r.get("stage_loop") for r in runs if r["workers"] == a.memory_workers), None
             )
             lines += cpu_lines(small, big, (MEMORY_COPIES - 1) * len(files), loop)
 

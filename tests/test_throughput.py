@@ -166,8 +166,7 @@ def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path, monkeypatch):
         return str(path)
 
     monkeypatch.setattr(bench_stage, "write_shard_rows", write)
-    work = bench_stage.StageWork(32, str(tmp_path))
-    work.args.shard_rows = 4
+    work = bench_stage.StageWork(32, str(tmp_path), shard_rows=4)
     from PIL import Image
 
     from tests.helpers import smooth_colour_field
@@ -179,10 +178,10 @@ def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path, monkeypatch):
         Image.fromarray(smooth_colour_field(40, 48, seed=i)).save(files[-1])
     work(files)  # 3 kept, 1 error
     assert written == [] and len(work.rows) == 3
-    work(files)  # 6 rows: a shard of 6 goes to the writer thread
+    work(files)  # the 4th row fills a shard: 4 rows go to the writer thread, as in the job
     work(files)
-    work.flush()  # the write in flight, then the 3 rows left
-    assert written == [6, 3] and work.rows == [] and not list(tmp_path.glob("*.parquet"))
+    work.flush()  # the write in flight, then the row left
+    assert written == [4, 4, 1] and work.rows == [] and not list(tmp_path.glob("*.parquet"))
 
 
 @pytest.mark.slow
