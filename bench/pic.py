@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, cfg = load_model("pic", args.weights)
-    rgb = fit_and_crop(decode_image(read_bytes(args.image)).rgb, args.size)
+    rgb = fit_and_crop(decode_image(read_bytes(args.image)).image, args.size)
     l = torch.from_numpy(render_l(rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 0], args.size))
     ab = torch.from_numpy(rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 1:].copy())
     ab = ab.permute(2, 0, 1)[None]

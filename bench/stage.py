@@ -144,7 +144,7 @@ def bare_one(path: str, size: int) -> bool:
     """The bare loop's work on one file: read + draft decode + RGB + fit + centre crop;
     False if the file is undecodable."""
     try:
-        fit_and_crop(decode_image(read_bytes(path), draft_size=size).rgb, size)
+        fit_and_crop(decode_image(read_bytes(path), draft_size=size).image, size)
     except ImageError:
         return False
     return True
@@ -210,20 +210,16 @@ def _bare_files(files: list[str], size: int) -> None:
         bare_one(f, size)
 
 
-def _loop_until(
-    files: list[str], size: int, work: str, procs: int, start, seconds: float, counts
-) -> None:
+def _loop_until(files: list[str], size: int, work: str, start, seconds: float, counts) -> None:
     """One process of concurrent_rate: after `start` (a Barrier), the loop `work` ('bare':
     bare_one per file; 'stage': StageWork per batch of the job's --batch-files) over the
-    files again and again for `seconds`, with numpy's BLAS on cpu_count // `procs` threads as
-    in the job's local workers; the files done (undecodable ones included, as in bare_rate)
+    files again and again for `seconds`, with numpy's BLAS on the threads the job's workers
+    give it (stage.BLAS_THREADS); the files done (undecodable ones included, as in bare_rate)
     and the seconds taken, with the process's user and system CPU seconds over them (its
     threads together: the shard writer's too), go on `counts` (a Queue): StageWork's last
     shard, of the rows left at the deadline, is written and timed. One untimed pass over the
     first batch comes before the barrier (the first call builds lookup tables and imports)."""
-    # numpy's BLAS threads as the job's local workers have them (pipeline.options
-    # threads_per_worker): n processes each with a thread per core oversubscribe the cores
-    limit_threads(max(1, (os.cpu_count() or 1) // procs))
+    limit_threads(stage.BLAS_THREADS)  # as in the job's workers
     with tempfile.TemporaryDirectory(prefix="bench-stage-loop-") as out_dir:
         if work == "stage":
             batch, step = parse_stage_args(["a", "b"]).batch_files, StageWork(size, out_dir)
@@ -276,7 +272,7 @@ def concurrent_loop(
     ctx = multiprocessing.get_context("spawn")
     start, counts = ctx.Barrier(processes), ctx.Queue()
     procs = [
-        ctx.Process(target=_loop_until, args=(files, size, work, processes, start, seconds, counts))
+        ctx.Process(target=_loop_until, args=(files, size, work, start, seconds, counts))
         for _ in range(processes)
     ]
     for p in procs:

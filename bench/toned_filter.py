@@ -63,7 +63,7 @@ def measures(data: bytes, cfg: staging.StageConfig) -> dict[str, float] | None:
     if img.grayscale_mode:
         return None
     side = staging.filter_side(img.width, img.height)
-    thumb = staging.filter_thumbnail(img.rgb, fit_and_crop(img.rgb, cfg.size), side)
+    thumb = staging.filter_thumbnail(img.image, fit_and_crop(img.image, cfg.size), side)
     lab = rgb_to_lab(thumb)
     return colour_measures(lab, staging.filter_thresholds(cfg.thresholds, side), rgb=thumb)
 

@@ -214,7 +214,7 @@ def load_truth(
         )
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
-    rgb = fit_and_crop(img.rgb, size) if size else img.rgb
+    rgb = fit_and_crop(img.image, size) if size else img.rgb
     thumb = fit_and_crop(rgb, FILTER_THUMBNAIL)
     tone = classify_tone(rgb_to_lab(thumb), rgb=thumb)
     if tone != "colour":

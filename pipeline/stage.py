@@ -36,7 +36,7 @@ from pipeline.common import (
     tick_each,
 )
 from pipeline.locking import output_lock
-from pipeline.options import is_local, log_counters, make_pipeline_options, threads_per_worker
+from pipeline.options import is_local, log_counters, make_pipeline_options
 from transforms import schema
 from transforms.bins import GRID, gamut_bins, num_bins
 from transforms.decode import DEFAULT_MAX_PIXELS
@@ -48,6 +48,12 @@ from transforms.staging import SPACES, StageConfig, stage_batch, write_shard_row
 log = logging.getLogger(__name__)
 JOB = "stage"
 LOCAL_MODE = "multi_processing"  # --direct_running_mode of local runs (bench/stage.py --mode)
+# numpy's BLAS threads in each worker, on every runner: stage's matrix products are tiny (3x3
+# colour matrices, the filter's 64-px smoothing), so more threads only spin, on the core the
+# worker's shard writer thread would use (one stage loop: 294-299 img/s with one BLAS thread,
+# 269-281 with two; 2 cores, docs/benchmarks.md), and N workers per machine would each start one
+# per core
+BLAS_THREADS = 1
 PRIOR_FILES = (  # what write_priors writes (tests/test_stage_pipeline.py checks)
     "priors.json",
     "ab_bins.npy",
@@ -198,8 +204,8 @@ def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab
     return doc
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = None) -> None:
-    """Add the stage graph to pipeline p (`threads`: CPU threads of each worker)."""
+def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = BLAS_THREADS) -> None:
+    """Add the stage graph to pipeline p (`threads`: BLAS threads of each worker)."""
     cfg = config_from_args(args)
     uris = p | "Match" >> MatchFiles(args.inputs, exclude=args.output)
     batches = uris | "Batch" >> beam.BatchElements(
@@ -255,7 +261,7 @@ def _run(args: argparse.Namespace, beam_args: list[str], patterns: list[str], to
     options = make_pipeline_options(beam_args, local_mode=LOCAL_MODE)
     with progress.report(JOB, total, enabled=is_local(options)):
         with beam.Pipeline(options=options) as p:
-            build(p, args, threads_per_worker(options))
+            build(p, args)
     log_counters(p.result, JOB)
     # a run that kept nothing has an empty shards table (written before stats.json:
     # WriteAccounting's empty_tables) and fails

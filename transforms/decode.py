@@ -14,7 +14,7 @@ import io
 import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -44,14 +44,18 @@ class ImageError(Exception):
 class DecodedImage:
     """An image as the pipelines use it.
 
-    rgb: (H, W, 3) uint8 sRGB after orientation (possibly draft-downscaled).
+    image: the decoded pixels as a Pillow RGB image after orientation (possibly
+    draft-downscaled): what resizing and cropping take without a copy (crop.fit_and_crop).
+    rgb: the same pixels as an (H, W, 3) uint8 array, made on first use; from then on the
+    array is what is held (`image` is remade from it if asked again), so one copy of the
+    pixels lives at a time, as with the array alone.
     width, height: the full size after EXIF orientation (not the draft size).
     mode: the source Pillow mode; grayscale_mode: the source has one channel.
     icc_profile: the source's ICC profile if it is an RGB one (rgb_profile), else None.
     n_frames: frames in the file (animated GIF/WebP/PNG, multi-page TIFF); rgb is frame 0.
     """
 
-    rgb: np.ndarray
+    _image: Image.Image | None = field(repr=False)
     width: int
     height: int
     mode: str
@@ -59,6 +63,19 @@ class DecodedImage:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     n_frames: int = 1
+    _rgb: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def image(self) -> Image.Image:
+        """The pixels as a Pillow RGB image."""
+        return self._image if self._image is not None else Image.fromarray(self._rgb)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The pixels as an (H, W, 3) uint8 array."""
+        if self._rgb is None:
+            self._rgb, self._image = np.asarray(self._image, dtype=np.uint8), None
+        return self._rgb
 
 
 def reason(e: BaseException) -> str:
@@ -124,19 +141,17 @@ def _composite_on_white(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
         gray = _high_bit_to_uint8(img)
-        return np.repeat(gray[..., None], 3, axis=-1)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=-1))
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
         mode = img.mode
     if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
-        img = _composite_on_white(img)
-    elif mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
+        return _composite_on_white(img)
+    return img if mode == "RGB" else img.convert("RGB")
 
 
 def rgb_profile(icc: bytes | None) -> bytes | None:
@@ -165,7 +180,8 @@ def decode_image(
         if draft_size and img.format == "JPEG" and mode in ("RGB", "L", "YCbCr"):
             img.draft(mode, (draft_size, draft_size))
         img.load()
-        img = ImageOps.exif_transpose(img)
+        # in place: without it, an image needing no turn is copied whole
+        ImageOps.exif_transpose(img, in_place=True)
     except Image.DecompressionBombError as e:
         raise ImageError("too_large", f"{reason(e)} (--max-pixels {max_pixels})") from e
     except (OSError, ValueError, SyntaxError, SystemError, struct.error) as e:
@@ -173,9 +189,8 @@ def decode_image(
         raise ImageError(
             "truncated", f"pixel data cut short or damaged ({declared}): {reason(e)}"
         ) from e
-    rgb = _to_rgb(img)
     return DecodedImage(
-        rgb=rgb,
+        _to_rgb(img),
         width=width,
         height=height,
         mode=mode,

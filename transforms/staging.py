@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from transforms import schema
 from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
@@ -19,7 +20,7 @@ from transforms.colour import (
     rgb8_to_lab_planes,
     rgb8_to_yuv_planes,
 )
-from transforms.crop import fit_and_crop, thumbnail
+from transforms.crop import fit_and_crop_image, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import _row_ids, atomic_write, join
 from transforms.filters import GrayThresholds, classify_tone_batch
@@ -198,8 +199,10 @@ def _decode_and_crop(data: bytes, cfg: StageConfig) -> tuple:
         )
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
-    crop = fit_and_crop(img.rgb, cfg.size)
-    return img, crop, filter_thumbnail(img.rgb, crop, filter_side(img.width, img.height))
+    # Pillow images throughout: no array of the source is made, nor a copy of the crop
+    crop = fit_and_crop_image(img.image, cfg.size)
+    thumb = filter_thumbnail(img.image, crop, filter_side(img.width, img.height))
+    return img, np.asarray(crop), thumb
 
 
 def filter_side(width: int, height: int) -> int:
@@ -209,11 +212,15 @@ def filter_side(width: int, height: int) -> int:
     return FILTER_THUMBNAIL if min(width, height) >= FILTER_THUMBNAIL else SMALL_FILTER_THUMBNAIL
 
 
-def filter_thumbnail(rgb: np.ndarray, crop: np.ndarray, side: int = FILTER_THUMBNAIL) -> np.ndarray:
+def filter_thumbnail(
+    rgb: np.ndarray | Image.Image, crop: np.ndarray | Image.Image, side: int = FILTER_THUMBNAIL
+) -> np.ndarray:
     """The sRGB uint8 side x side thumbnail the tone filter sees: of the stored crop (cheap),
-    or of the decoded image `rgb` when the crop is smaller than the thumbnail (upsampling the
-    crop would blur the tone measures) or the thumbnail is a small source's (filter_side)."""
-    use_crop = side == FILTER_THUMBNAIL and crop.shape[0] >= side
+    or of the decoded image `rgb` (each an array or a Pillow RGB image) when the crop is smaller
+    than the thumbnail (upsampling the crop would blur the tone measures) or the thumbnail
+    is a small source's (filter_side)."""
+    crop_side = crop.size[0] if isinstance(crop, Image.Image) else crop.shape[0]
+    use_crop = side == FILTER_THUMBNAIL and crop_side >= side
     return thumbnail(crop if use_crop else rgb, side)
 
 
