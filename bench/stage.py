@@ -344,7 +344,8 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
     stats = pstats.Stats(prof).stats
     parts = {
         "decode": ["decode_image"],
-        "resize + crop (+ thumbnail)": ["fit_and_crop"],
+        # the crop and the filter's thumbnail (fit_and_crop calls it too)
+        "resize + crop (+ thumbnail)": ["fit_and_crop_image"],
         "filter (classify_tone_batch)": ["classify_tone_batch"],
         "  tone residuals": ["batch_tone_residuals"],
         "  smoothed tone residuals": ["batch_smooth_tone_residuals"],

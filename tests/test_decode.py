@@ -54,6 +54,29 @@ def test_rgb_jpeg():
     assert np.abs(d.rgb.astype(int) - rgb).mean() < 3
 
 
+def test_decoded_image_holds_the_pillow_image_then_one_array():
+    """DecodedImage.image is the decoded Pillow RGB image; .rgb is its array, made once (the
+    same object after), after which .image is remade from that array: the same pixels."""
+    rgb = smooth_colour_field(30, 40, seed=7)
+    d = decode_image(encode(Image.fromarray(rgb), "PNG"))
+    assert isinstance(d.image, Image.Image) and d.image.mode == "RGB"
+    assert d.image.size == (40, 30)
+    np.testing.assert_array_equal(np.asarray(d.image), rgb)
+    first = d.rgb
+    assert first is d.rgb  # made once
+    np.testing.assert_array_equal(first, rgb)
+    np.testing.assert_array_equal(np.asarray(d.image), rgb)  # from the array now
+    assert "_image" not in repr(d) and "_rgb" not in repr(d)
+
+
+def test_grayscale_16_bit_image_is_an_rgb_pillow_image():
+    """A 16-bit source's DecodedImage.image is RGB too (its gray levels in three channels)."""
+    gray = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    d = decode_image(encode(Image.fromarray(gray), "PNG"))
+    assert d.image.mode == "RGB" and d.grayscale_mode
+    np.testing.assert_array_equal(d.rgb[..., 0], d.rgb[..., 2])
+
+
 def test_rgb_png_is_lossless():
     rgb = smooth_colour_field(30, 20, seed=2)
     d = decode_image(encode(Image.fromarray(rgb), "PNG"))

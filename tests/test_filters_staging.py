@@ -657,6 +657,58 @@ def test_fit_and_crop_keeps_the_whole_image_path_for_a_reduced_shrink():
     np.testing.assert_array_equal(fit_and_crop(rgb, 500), rgb[100:600])
 
 
+@pytest.mark.parametrize(
+    "shape, size, gap",
+    [
+        ((375, 500), 224, 3.0),
+        ((700, 500), 64, 3.0),
+        ((700, 500), 64, 1.5),
+        ((224, 300), 224, 3.0),
+        ((32, 32), 224, 3.0),
+        ((32, 32), 32, 1.5),
+    ],
+)
+def test_fit_and_crop_of_a_pillow_image_is_the_array_s(shape, size, gap):
+    """fit_and_crop / fit_and_crop_image / thumbnail take a Pillow RGB image (decode's
+    DecodedImage.image) and give, byte for byte, what they give for its array: the window
+    path, the whole-image path, no resampling, upsampling."""
+    from PIL import Image
+
+    from transforms.crop import fit_and_crop_image, fit_short_side, thumbnail
+
+    rgb = smooth_colour_field(*shape, seed=5)
+    img = Image.fromarray(rgb)
+    want = fit_and_crop(rgb, size, gap)
+    got = fit_and_crop(img, size, gap)
+    assert isinstance(got, np.ndarray) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    as_image = fit_and_crop_image(img, size, gap)
+    assert isinstance(as_image, Image.Image) and as_image.size == (size, size)
+    np.testing.assert_array_equal(np.asarray(as_image), want)
+    np.testing.assert_array_equal(np.asarray(fit_and_crop_image(rgb, size, gap)), want)
+    np.testing.assert_array_equal(fit_short_side(img, size, gap), fit_short_side(rgb, size, gap))
+    np.testing.assert_array_equal(thumbnail(img, 16), thumbnail(rgb, 16))
+
+
+def test_filter_thumbnail_takes_pillow_images():
+    """filter_thumbnail of the Pillow source and crop is its thumbnail of their arrays."""
+    from PIL import Image
+
+    from transforms.crop import fit_and_crop_image
+
+    rgb = smooth_colour_field(375, 500, seed=6)
+    crop = fit_and_crop_image(rgb, 224)
+    for side, source in ((staging.FILTER_THUMBNAIL, rgb), (staging.SMALL_FILTER_THUMBNAIL, rgb)):
+        want = staging.filter_thumbnail(source, np.asarray(crop), side)
+        got = staging.filter_thumbnail(Image.fromarray(source), crop, side)
+        np.testing.assert_array_equal(got, want)
+    small = fit_and_crop_image(rgb, 48)  # a crop under the thumbnail: the source's is taken
+    np.testing.assert_array_equal(
+        staging.filter_thumbnail(Image.fromarray(rgb), small),
+        staging.filter_thumbnail(rgb, np.asarray(small)),
+    )
+
+
 def test_filter_thumbnail_is_close_to_the_bicubic_crop():
     from transforms.crop import thumbnail
 

@@ -100,7 +100,7 @@ def test_loop_until_loops_for_its_seconds_and_counts_bad_files(tmp_path, work):
 
     files, counts = _bare_files(tmp_path), queue.Queue()
     start = time.perf_counter()
-    bench_stage._loop_until(files, 32, work, 1, threading.Barrier(1), 0.3, counts)
+    bench_stage._loop_until(files, 32, work, threading.Barrier(1), 0.3, counts)
     assert time.perf_counter() - start >= 0.3
     done, taken, user, system = counts.get_nowait()
     assert done > 2 * len(files)  # several passes, the bad file included in each
