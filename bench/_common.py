@@ -208,9 +208,10 @@ class Timed:
     `name` (for a job run in this process; the totals live in this module, not in the
     instance, which the runner pickles and copies)."""
 
-    def __init__(self, name: str, fn):
+    def __init__(self, name: str, fn, reset: bool = True):
         self.name, self.fn = name, fn
-        _TIMES[name] = [0.0, 0, None, None]
+        if reset or name not in _TIMES:  # reset=False: add to the totals kept under name
+            _TIMES[name] = [0.0, 0, None, None]
 
     def __call__(self, *args, **kwargs):
         start = time.perf_counter()

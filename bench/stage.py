@@ -97,13 +97,11 @@ from bench._common import (  # noqa: E402
     warm_cache,
 )
 from pipeline import stage  # noqa: E402
-from pipeline.common import _WriteShards  # noqa: E402
 from pipeline.options import DEFAULT_RUNNER  # noqa: E402
-from transforms import schema  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
-from transforms.staging import stage_batch, write_shard_rows  # noqa: E402
+from transforms.staging import ShardFile, stage_batch, write_shard_rows  # noqa: E402
 from transforms.threads import limit_threads  # noqa: E402
 
 log = logging.getLogger("bench.stage")
@@ -162,31 +160,20 @@ def bare_rate(files: list[str], size: int, label: str) -> tuple[float, int]:
 class StageWork:
     """The job's per-file work without Beam, for one process of concurrent_rate: stage_batch
     over a batch of files (read included), the kept rows given to the job's own shard writer
-    (pipeline.common._WriteShards as stage.build sets it up: the job's --shard-rows /
-    --shard-mb defaults, or `shard_rows`, on one writer thread, at most one write in flight),
-    into `out_dir`, each shard removed once written. `flush()` writes the rows left, as the
-    end of a bundle does."""
+    (stage.shard_writer, as stage.build sets it up: the job's --shard-rows / --shard-mb
+    defaults, or `shard_rows`; row groups written on one writer thread), into `out_dir`,
+    each shard removed once written (`open_shard`: how a shard file is made). `flush()`
+    writes the rows left, as the end of a bundle does."""
 
-    def __init__(self, size: int, out_dir: str, shard_rows: int | None = None):
-        args = parse_stage_args(["unused", "unused", "--size", str(size)])
+    def __init__(self, size: int, out_dir: str, shard_rows: int | None = None, open_shard=None):
+        argv = ["unused", "unused", "--size", str(size)]
+        if shard_rows:
+            argv += ["--shard-rows", str(shard_rows)]
+        args = parse_stage_args(argv)
         self.cfg = stage.config_from_args(args)
-        self.writer = _WriteShards(
-            out_dir,
-            "part",
-            schema.SHARD_SCHEMA,
-            shard_rows or args.shard_rows,
-            _write_and_remove,
-            max_bytes=args.shard_mb << 20,
-            background=True,
-            batched=True,
-        )
+        self.writer = stage.shard_writer(args, out_dir, open_shard or RemovedShard)
         self.writer.setup()
         self.writer.start_bundle()
-
-    @property
-    def rows(self) -> list[dict]:
-        """The kept rows not yet handed to a write."""
-        return self.writer.buffer
 
     def __call__(self, files: list[str]) -> None:
         rows = stage_batch([(f, read_bytes(f)) for f in files], self.cfg)
@@ -198,11 +185,29 @@ class StageWork:
         self.writer.start_bundle()
 
 
-def _write_and_remove(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
-    """StageWork's write: staging.write_shard_rows, the shard removed once written."""
-    uri = write_shard_rows(rows, out_dir, prefix)
-    os.remove(uri)
-    return uri
+class RemovedShard(ShardFile):
+    """StageWork's shard file: staging.ShardFile, removed once written."""
+
+    def close(self) -> str:
+        uri = super().close()
+        os.remove(uri)
+        return uri
+
+
+def _call(fn, *args):
+    return fn(*args)
+
+
+class TimedShard(ShardFile):
+    """staging.ShardFile whose row-group writes and close are timed (Timed under NAME)."""
+
+    NAME = "shard writes"
+
+    def write(self, rows: list[dict]) -> None:
+        Timed(self.NAME, _call, reset=False)(super().write, rows)
+
+    def close(self) -> str:
+        return Timed(self.NAME, _call, reset=False)(super().close)
 
 
 def _bare_files(files: list[str], size: int) -> None:
@@ -399,9 +404,9 @@ def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[s
     worker's writer thread (its own time is shown apart: it overlaps the staging)."""
     out_dir = tempfile.mkdtemp(prefix="stage-prof-run-", dir=work)
     timed_stage = Timed("stage_batch", stage.stage_batch)
-    timed_write = Timed("write_shard_rows", stage.write_shard_rows)
-    saved = stage.stage_batch, stage.write_shard_rows
-    stage.stage_batch, stage.write_shard_rows = timed_stage, timed_write
+    timed_write = Timed(TimedShard.NAME, _call)  # TimedShard's writes and closes
+    saved = stage.stage_batch, stage.ShardFile
+    stage.stage_batch, stage.ShardFile = timed_stage, TimedShard
     log.warning("stage in this process, 1 worker thread, %d files (timed parts) ...", n_files)
     try:
         stage.run(
@@ -413,7 +418,7 @@ def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[s
             ],
         )
     finally:
-        stage.stage_batch, stage.write_shard_rows = saved
+        stage.stage_batch, stage.ShardFile = saved
     seconds, _, first, last = timed_stage.totals()
     end = max(last or 0.0, timed_write.totals()[3] or 0.0)  # the last row written
     n = max(n_files, 1)

@@ -326,95 +326,146 @@ def row_bytes(row: dict) -> int:
 
 
 class _WriteShards(beam.DoFn):
-    """Buffer rows and write a Parquet file every `n` rows, or as soon as the rows' binary
-    fields pass `max_bytes`, and at the end of each bundle.
+    """Buffer rows and write a Parquet file (`write(rows, out_dir, prefix, schema) -> uri`)
+    every `n` rows and at the end of each bundle; a file's URI is output once it is written."""
 
-    `background`: each file is written on one writer thread while the worker goes on
-    (compression, the fsync or the upload overlap the next rows' work); at most one write is
-    in flight, so a worker holds at most two files' rows. A file's URI is output once it is
-    written, and a bundle ends only when its files are: a failed write fails its bundle.
-    """
+    def __init__(self, out_dir: str, prefix: str, pa_schema, n: int, write: Callable = write_shard):
+        self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
+        self.write = write
+        self.buffer: list[dict] = []
+
+    def start_bundle(self):
+        self.buffer = []
+
+    def process(self, element):
+        self.buffer.append(element)
+        if len(self.buffer) >= self.n:
+            yield self._flush()
+
+    def finish_bundle(self):
+        yield from _in_global_window([self._flush()] if self.buffer else [])
+
+    def _flush(self) -> str:
+        rows, self.buffer = self.buffer, []
+        return self.write(rows, self.out_dir, self.prefix, self.schema)
+
+
+def _in_global_window(values: list) -> Iterator:
+    """finish_bundle's outputs: each value in the global window."""
+    for v in values:
+        yield beam.utils.windowed_value.WindowedValue(
+            v,
+            beam.transforms.window.GlobalWindow().max_timestamp(),
+            [beam.transforms.window.GlobalWindow()],
+        )
+
+
+class StreamShards(beam.DoFn):
+    """Write dict rows as files of at most `n` rows and `max_bytes` of binary fields (and at
+    the end of each bundle), each written a row group at a time on one writer thread:
+    `open_shard(out_dir, prefix)` gives a file with write(rows) (one row group), close() ->
+    its URI and abort() (staging.ShardFile). The rows go to the writer thread in groups of
+    `group_bytes` of binary fields (or a file's last rows), at most one group in flight, so
+    a worker holds two groups' rows rather than two files' (_WriteShards), while compression
+    and the fsync overlap the next rows' work. A file's URI is output once it is closed, and a
+    bundle ends only when its files are: a failed write fails its bundle, and its open file
+    is dropped. `batched`: the elements are lists of rows."""
 
     def __init__(
         self,
         out_dir: str,
         prefix: str,
-        pa_schema,
         n: int,
-        write: Callable = write_shard,
+        open_shard: Callable,
+        group_bytes: int,
         max_bytes: int | None = None,
-        background: bool = False,
         batched: bool = False,
     ):
-        self.out_dir, self.prefix, self.schema, self.n = out_dir, prefix, pa_schema, n
-        self.write, self.max_bytes, self.background = write, max_bytes, background
-        self.batched = batched
-        self.buffer: list[dict] = []
-        self.bytes = 0
+        self.out_dir, self.prefix, self.n, self.open_shard = out_dir, prefix, n, open_shard
+        self.group_bytes, self.max_bytes, self.batched = group_bytes, max_bytes, batched
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        self._shard = None  # the file open on the writer thread
 
     def setup(self):
-        if self.background:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
 
     def start_bundle(self):
         if self._pending is not None:  # left by a failed bundle: let it end, its rows are retried
             self._pending.exception()
             self._pending = None
-        self.buffer, self.bytes = [], 0
+        self._drop_shard()
+        self.group: list[dict] = []
+        self.group_size = self.rows = self.size = 0  # the group's bytes; the file's rows, bytes
 
     def process(self, element):
         for row in element if self.batched else (element,):
-            self.buffer.append(row)
-            if self.max_bytes:
-                self.bytes += row_bytes(row)
-            if len(self.buffer) >= self.n or (self.max_bytes and self.bytes >= self.max_bytes):
-                yield from self._flush()
+            nbytes = row_bytes(row)
+            self.group.append(row)
+            self.group_size += nbytes
+            self.rows, self.size = self.rows + 1, self.size + nbytes
+            if self.rows >= self.n or (self.max_bytes and self.size >= self.max_bytes):
+                yield from self._send(close=True)
+            elif self.group_size >= self.group_bytes:
+                yield from self._send(close=False)
 
     def finish_bundle(self):
-        uris = list(self._flush()) if self.buffer else []
-        uris += self._written()
-        for uri in uris:
-            yield beam.utils.windowed_value.WindowedValue(
-                uri,
-                beam.transforms.window.GlobalWindow().max_timestamp(),
-                [beam.transforms.window.GlobalWindow()],
-            )
+        uris = list(self._send(close=True)) if self.rows else []
+        yield from _in_global_window(uris + self._written())
 
     def teardown(self):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        self._drop_shard()
 
-    def _flush(self) -> Iterator[str]:
-        """Write the buffered rows (on the writer thread if `background`, after the write in
-        flight has ended); yields the URIs of the files now written."""
-        rows, self.buffer, self.bytes = self.buffer, [], 0
-        if self._pool is None:
-            yield self.write(rows, self.out_dir, self.prefix, self.schema)
-            return
+    def _send(self, close: bool) -> Iterator[str]:
+        """Hand the group to the writer thread (closing the file after it if `close`), once
+        the write in flight has ended; yields the URI of a file that write closed."""
+        group, self.group, self.group_size = self.group, [], 0
+        if close:
+            self.rows = self.size = 0
         yield from self._written()
-        self._pending = self._pool.submit(self.write, rows, self.out_dir, self.prefix, self.schema)
+        self._pending = self._pool.submit(self._write, group, close)
 
     def _written(self) -> list[str]:
-        """The URI of the write in flight once it has ended (its error raised), or []."""
+        """The URI of the file the write in flight closed, once it has ended (its error
+        raised), or []."""
         if self._pending is None:
             return []
         pending, self._pending = self._pending, None
-        return [pending.result()]
+        uri = pending.result()
+        return [uri] if uri else []
+
+    def _write(self, rows: list[dict], close: bool) -> str | None:
+        """On the writer thread: rows as the open file's next row group (a file opened
+        first if none is), then the file closed if `close`; its URI, or None."""
+        try:
+            if self._shard is None:
+                self._shard = self.open_shard(self.out_dir, self.prefix)
+            if rows:  # none when the file's last group went before its close
+                self._shard.write(rows)
+            if not close:
+                return None
+            shard, self._shard = self._shard, None
+            return shard.close()
+        except BaseException:
+            self._drop_shard()
+            raise
+
+    def _drop_shard(self) -> None:
+        shard, self._shard = self._shard, None
+        if shard is not None:
+            shard.abort()
 
 
 class WriteRowBatches(beam.PTransform):
     """Write dict rows as Parquet files of at most `rows_per_file` rows (never empty).
 
-    Each worker buffers the rows of its bundle (so memory is bounded by rows_per_file and,
-    if given, `max_bytes` of binary fields) and writes a file when the buffer is full or the
-    bundle ends. No GroupIntoBatches: its
+    Each worker buffers the rows of its bundle (so memory is bounded by rows_per_file) and
+    writes a file when the buffer is full or the bundle ends. No GroupIntoBatches: its
     real-time timer makes the DirectRunner fall back to a single process.
     `write(rows, out_dir, prefix, pa_schema) -> uri` writes one file (default
-    fileio.write_shard; `stage` passes its faster staging.write_shard_rows). `background`:
-    write on a writer thread while the worker goes on (_WriteShards; two files' rows held).
-    `batched`: the elements are lists of rows (SafeApplyBatch's main output).
+    fileio.write_shard). `stage`'s shards, big and many, go through StreamShards instead.
     """
 
     def __init__(
@@ -424,27 +475,14 @@ class WriteRowBatches(beam.PTransform):
         pa_schema,
         rows_per_file: int,
         write: Callable = write_shard,
-        max_bytes: int | None = None,
-        background: bool = False,
-        batched: bool = False,
     ):
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, pa_schema
-        self.n, self.write, self.max_bytes = rows_per_file, write, max_bytes
-        self.background, self.batched = background, batched
+        self.n, self.write = rows_per_file, write
 
     def expand(self, rows):
         return rows | "Write" >> beam.ParDo(
-            _WriteShards(
-                self.out_dir,
-                self.prefix,
-                self.schema,
-                self.n,
-                self.write,
-                self.max_bytes,
-                self.background,
-                self.batched,
-            )
+            _WriteShards(self.out_dir, self.prefix, self.schema, self.n, self.write)
         )
 
 

@@ -11,7 +11,8 @@ MatchFiles -> Reshuffle -> BatchElements (--batch-files) ->
 The rows (150 KB of pixel bytes each at --size 224) never cross a fusion break: the shard
 writer and the histogram's partial sums run in the worker that staged them, so only small
 values (outcome counts, histogram accumulators, shard paths) leave a worker. Each worker
-writes its shards on one writer thread while it stages the next batches.
+writes its shards a row group (staging.ROW_GROUP_BYTES) at a time on one writer thread while
+it stages the next batches (common.StreamShards, staging.ShardFile).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+from collections.abc import Callable
 from functools import partial
 
 import apache_beam as beam
@@ -28,9 +30,9 @@ from pipeline import checks, progress
 from pipeline.common import (
     OUTCOMES,
     MatchFiles,
+    StreamShards,
     SumArrays,
     WriteAccounting,
-    WriteRowBatches,
     accounting_inputs,
     safe_apply,
     tick_each,
@@ -43,7 +45,7 @@ from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.fileio import clear_dirs, join, write_bytes, write_json
 from transforms.filters import GrayThresholds
 from transforms.priors import PRIOR_SIGMA, REBALANCE_LAMBDA, priors_from_counts
-from transforms.staging import SPACES, StageConfig, stage_batch, write_shard_rows
+from transforms.staging import ROW_GROUP_BYTES, SPACES, ShardFile, StageConfig, stage_batch
 
 log = logging.getLogger(__name__)
 JOB = "stage"
@@ -93,9 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--shard-mb",
         type=checks.positive_int,
         default=64,
-        help="pixel bytes (MiB, before compression) per Parquet shard at most: each worker "
-        "holds at most two shards (one filling, one being written on its writer thread), so "
-        "this bounds its memory at any --size",
+        help="pixel bytes (MiB, before compression) per Parquet shard at most (each worker "
+        "holds two row groups of 8 MiB at most whatever this is: one filling, one being "
+        "written on its writer thread)",
     )
     p.add_argument(
         "--max-pixels",
@@ -204,6 +206,24 @@ def write_priors(counts: np.ndarray, out_dir: str, lam: float, space: str = "lab
     return doc
 
 
+def shard_writer(
+    args: argparse.Namespace, out_dir: str, open_shard: Callable | None = None
+) -> StreamShards:
+    """The DoFn that writes the staged rows (lists of rows, one per batch) as shards in
+    out_dir: at most --shard-rows rows and --shard-mb MiB of pixel bytes each, a row group of
+    ROW_GROUP_BYTES at a time on the worker's writer thread (`open_shard`: staging.ShardFile
+    if None)."""
+    return StreamShards(
+        out_dir,
+        "part",
+        args.shard_rows,
+        open_shard or ShardFile,
+        ROW_GROUP_BYTES,
+        max_bytes=args.shard_mb << 20,
+        batched=True,
+    )
+
+
 def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = BLAS_THREADS) -> None:
     """Add the stage graph to pipeline p (`threads`: BLAS threads of each worker)."""
     cfg = config_from_args(args)
@@ -214,16 +234,7 @@ def build(p: beam.Pipeline, args: argparse.Namespace, threads: int | None = BLAS
     stage_fn = partial(stage_batch, cfg=cfg)
     out = safe_apply(batches, stage_fn, JOB, "Stage", batch=True, stage="decode", threads=threads)
     tick_each(JOB, out[OUTCOMES])  # one outcome per input
-    shards = out.rows | "Shards" >> WriteRowBatches(
-        join(args.output, "shards"),
-        "part",
-        schema.SHARD_SCHEMA,
-        args.shard_rows,
-        write_shard_rows,
-        max_bytes=args.shard_mb << 20,  # memory per worker bounded whatever the image size
-        background=True,  # compression and fsync overlap the next batches' work
-        batched=True,  # out.rows holds a list of rows per batch
-    )
+    shards = out.rows | "Shards" >> beam.ParDo(shard_writer(args, join(args.output, "shards")))
     priors = (
         out.rows
         | "Hist" >> beam.Map(batch_histogram)

@@ -227,7 +227,7 @@ def test_stats_json_waits_for_the_shards_and_priors(input_dir, tmp_path, monkeyp
     out = tmp_path / "staged"
     _run_stage(str(input_dir / "*"), str(out), IN_MEMORY)
     waits_for = upstream_of(pipelines[0], "WriteStats")
-    assert {"Shards/Write", "Priors", "Accounting/Writeerrors/Write"} <= waits_for, waits_for
+    assert {"Shards", "Priors", "Accounting/Writeerrors/Write"} <= waits_for, waits_for
     stats_at = (out / "stats.json").stat().st_mtime
     later = [p for p in out.rglob("*") if p.is_file() and p.stat().st_mtime > stats_at]
     assert later == []

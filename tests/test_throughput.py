@@ -152,21 +152,54 @@ def test_cpu_lines_split_the_job_from_the_loop():
     assert len(bench_stage.cpu_lines(small, big, 3000, None)) == 3
 
 
-def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path, monkeypatch):
-    """The Beam-free stage loop writes (and removes) a Parquet shard once the job's
-    --shard-rows is reached, with the rows stage_batch kept."""
+def _fake_shards(sleep: float = 0.0, fail: bool = False):
+    """A stand-in for staging.ShardFile: (the class, the files it opened); each file records
+    its row groups' keys and whether it was closed or aborted. `sleep`: each row group takes
+    that long (the worker comes back meanwhile); `fail`: writing raises OSError."""
+    import threading
+    import time
+
+    opened: list = []
+    lock, state = threading.Lock(), {"in_flight": 0, "most": 0}
+
+    class Fake:
+        def __init__(self, out_dir, prefix):
+            self.uri = f"{out_dir}/{prefix}-{len(opened)}"
+            self.groups, self.closed, self.aborted = [], False, False
+            opened.append(self)
+
+        def write(self, rows):
+            with lock:
+                state["in_flight"] += 1
+                state["most"] = max(state["most"], state["in_flight"])
+            try:
+                time.sleep(sleep)
+                if fail:
+                    raise OSError("disk full")
+                self.groups.append([r["key"] for r in rows])
+            finally:
+                with lock:
+                    state["in_flight"] -= 1
+
+        def close(self):
+            self.closed = True
+            return self.uri
+
+        def abort(self):
+            self.aborted = True
+
+    Fake.state = state
+    return Fake, opened
+
+
+def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path):
+    """The Beam-free stage loop hands the kept rows to the job's shard writer, which closes a
+    shard once the job's --shard-rows is reached; by default each shard is removed once
+    written."""
     import bench.stage as bench_stage
 
-    written = []
-
-    def write(rows, out_dir, prefix):
-        written.append(len(rows))
-        path = tmp_path / f"{prefix}-{len(written)}.parquet"
-        path.write_bytes(b"")
-        return str(path)
-
-    monkeypatch.setattr(bench_stage, "write_shard_rows", write)
-    work = bench_stage.StageWork(32, str(tmp_path), shard_rows=4)
+    fake, opened = _fake_shards()
+    work = bench_stage.StageWork(32, str(tmp_path), shard_rows=4, open_shard=fake)
     from PIL import Image
 
     from tests.helpers import smooth_colour_field
@@ -176,12 +209,17 @@ def test_stage_work_writes_a_shard_at_the_jobs_row_limit(tmp_path, monkeypatch):
     for i in range(3):
         files.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(smooth_colour_field(40, 48, seed=i)).save(files[-1])
-    work(files)  # 3 kept, 1 error
-    assert written == [] and len(work.rows) == 3
-    work(files)  # the 4th row fills a shard: 4 rows go to the writer thread, as in the job
+    work(files)  # 3 kept, 1 error: a row group of 3 rows (under 8 MiB) waits
+    assert opened == []
+    work(files)  # the 4th row fills a shard: its rows go to the writer thread, as in the job
     work(files)
-    work.flush()  # the write in flight, then the row left
-    assert written == [4, 4, 1] and work.rows == [] and not list(tmp_path.glob("*.parquet"))
+    work.flush()  # the write in flight, then the rows left
+    assert [sum(map(len, f.groups)) for f in opened] == [4, 4, 1]
+    assert all(f.closed and not f.aborted for f in opened)
+    real = bench_stage.StageWork(32, str(tmp_path / "real"))
+    real(files)
+    real.flush()
+    assert not list((tmp_path / "real").glob("*.parquet"))  # RemovedShard: written, removed
 
 
 @pytest.mark.slow
@@ -215,118 +253,97 @@ def test_single_image_colorize_imports_no_beam(tmp_path):
     assert (tmp_path / "o.png").exists()
 
 
-def test_shard_writer_flushes_by_rows_or_pixel_bytes():
-    """A worker's shard buffer is bounded by rows and by the rows' binary bytes (--shard-mb),
-    so memory stays flat at any --size; every row is written exactly once."""
-    from pipeline.common import _WriteShards, row_bytes
+def _stream(fake, n=4, group_bytes=10**9, **kw):
+    from pipeline.common import StreamShards
 
-    written: list[list[dict]] = []
-
-    def write(rows, out_dir, prefix, schema):
-        written.append(rows)
-        return f"{out_dir}/{prefix}-{len(written)}"
-
-    rows = [{"key": str(i), "l": b"x" * 10, "ab": b"y" * 20} for i in range(10)]
-    assert row_bytes(rows[0]) == 30
-    fn = _WriteShards("o", "part", None, n=4, write=write, max_bytes=70)
-    fn.start_bundle()
-    out = [u for r in rows for u in fn.process(r)]
-    out += [w.value for w in fn.finish_bundle()]
-    assert [len(b) for b in written] == [3, 3, 3, 1]  # 90 B >= 70 B after three rows
-    assert [r["key"] for b in written for r in b] == [str(i) for i in range(10)]
-    assert len(out) == 4
-    written.clear()
-    fn = _WriteShards("o", "part", None, n=4, write=write)  # rows only
-    fn.start_bundle()
-    _ = [u for r in rows for u in fn.process(r)] + list(fn.finish_bundle())
-    assert [len(b) for b in written] == [4, 4, 2]
-
-
-def _background_writer(write, **kw):
-    from pipeline.common import _WriteShards
-
-    fn = _WriteShards("o", "part", None, n=3, write=write, background=True, **kw)
+    fn = StreamShards("o", "part", n, fake, group_bytes, **kw)
     fn.setup()
     fn.start_bundle()
     return fn
 
 
-def test_background_shard_writer_writes_each_row_once_one_file_at_a_time():
-    """`stage`'s writer thread: the same files as the synchronous writer, rows in order, each
-    URI output only once its file is written, never two writes in flight (memory: two files'
-    rows at most), and the bundle ends only when its last file is written."""
-    import threading
-    import time
-
-    lock, state = threading.Lock(), {"in_flight": 0, "most": 0}
-    written: dict[str, list] = {}
-
-    def write(rows, out_dir, prefix, schema):
-        with lock:
-            state["in_flight"] += 1
-            state["most"] = max(state["most"], state["in_flight"])
-        time.sleep(0.02)  # long enough for the worker to come back with the next file
-        uri = f"{out_dir}/{prefix}-{len(written)}"
-        written[uri] = [r["key"] for r in rows]
-        with lock:
-            state["in_flight"] -= 1
-        return uri
-
-    fn = _background_writer(write)
-    assert fn._pool is not None
-    out = []
-    for i in range(10):
-        for uri in fn.process({"key": str(i)}):
-            assert uri in written  # output only once written
-            out.append(uri)
+def _run_bundle(fn, elements) -> list[str]:
+    out = [u for e in elements for u in fn.process(e)]
     out += [w.value for w in fn.finish_bundle()]
     fn.teardown()
-    assert sorted(out) == sorted(written) and len(out) == 4
-    assert [k for u in sorted(written) for k in written[u]] == [str(i) for i in range(10)]
-    assert [len(written[u]) for u in sorted(written)] == [3, 3, 3, 1]
-    assert state["most"] == 1
+    return out
 
 
-def test_background_shard_writer_failure_fails_the_bundle():
+def test_shard_writer_cuts_files_by_rows_or_pixel_bytes_and_groups_by_bytes():
+    """A file holds at most n rows and max_bytes of the rows' binary fields (--shard-mb);
+    within it, row groups of group_bytes; every row is written once, in order."""
+    from pipeline.common import row_bytes
+
+    rows = [{"key": str(i), "l": b"x" * 10, "ab": b"y" * 20} for i in range(10)]
+    assert row_bytes(rows[0]) == 30
+    fake, opened = _fake_shards()
+    out = _run_bundle(_stream(fake, max_bytes=70), rows)
+    assert [sum(map(len, f.groups)) for f in opened] == [3, 3, 3, 1]  # 90 B >= 70 after 3
+    assert [k for f in opened for g in f.groups for k in g] == [str(i) for i in range(10)]
+    assert out == [f.uri for f in opened] and all(f.closed for f in opened)
+    fake, opened = _fake_shards()
+    _run_bundle(_stream(fake, group_bytes=50), rows)  # rows only; groups of 2 rows (60 B)
+    assert [[len(g) for g in f.groups] for f in opened] == [[2, 2], [2, 2], [2]]
+
+
+def test_shard_writer_writes_one_group_at_a_time_and_outputs_closed_files():
+    """`stage`'s writer thread: never two row groups in flight (memory: two groups' rows at
+    most), each URI output only once its file is closed, and the bundle ends only when its
+    last file is."""
+    fake, opened = _fake_shards(sleep=0.02)
+    fn = _stream(fake, n=3, group_bytes=1)  # a row group per row
+    out = []
+    for i in range(10):
+        for uri in fn.process({"key": str(i), "l": b"x"}):
+            assert [f.closed for f in opened if f.uri == uri] == [True]
+            out.append(uri)
+    out += [w.value for w in fn.finish_bundle()]
+    assert all(f.closed for f in opened)
+    fn.teardown()
+    assert out == [f.uri for f in opened] and len(out) == 4
+    assert [k for f in opened for g in f.groups for k in g] == [str(i) for i in range(10)]
+    assert fake.state["most"] == 1
+
+
+def test_shard_writer_failure_fails_the_bundle_and_drops_its_file():
     """A write that fails on the writer thread raises in the worker (the bundle fails and is
-    retried, as with the synchronous writer), not silently."""
-
-    def write(rows, out_dir, prefix, schema):
-        raise OSError("disk full")
-
-    fn = _background_writer(write)
+    retried), not silently; the file it was writing is aborted, none is closed."""
+    fake, opened = _fake_shards(fail=True)
+    fn = _stream(fake, n=3, group_bytes=1)
     with pytest.raises(OSError, match="disk full"):
-        for i in range(4):  # the 4th row waits for the failed write of rows 0-2
-            list(fn.process({"key": str(i)}))
+        for i in range(4):  # the next row waits for the failed write of row 0
+            list(fn.process({"key": str(i), "l": b"x"}))
         list(fn.finish_bundle())
     fn.start_bundle()  # the retried bundle starts clean
-    assert fn._pending is None and fn.buffer == []
+    assert fn._pending is None and fn.group == [] and fn.rows == 0
     fn.teardown()
+    assert opened and all(f.aborted and not f.closed for f in opened)
 
 
-def test_stage_output_is_the_same_with_the_background_writer(tmp_path):
-    """The shards `stage` writes on its writer thread hold the rows of a synchronous write."""
+def test_stage_shards_written_by_row_groups_are_write_shard_rows_files(tmp_path):
+    """The shards `stage` writes a row group at a time (StreamShards + ShardFile) hold the
+    rows of one write_shard_rows call each, under the same names."""
     import pyarrow.parquet as pq
 
-    from pipeline.common import _WriteShards
     from tests.helpers import IMAGENET
-    from transforms.staging import StageConfig, stage_batch, write_shard_rows
+    from transforms.staging import ShardFile, StageConfig, stage_batch, write_shard_rows
 
     items = [(str(p), p.read_bytes()) for p in sorted(IMAGENET.glob("*.JPEG"))[:7]]
     rows = [r for r in stage_batch(items, StageConfig(size=32)) if isinstance(r, dict)]
-    files = {}
-    for background in (False, True):
-        out = tmp_path / str(background)
-        fn = _WriteShards(
-            str(out), "part", None, n=3, write=write_shard_rows, background=background
-        )
-        fn.setup()
-        fn.start_bundle()
-        uris = [u for r in rows for u in fn.process(r)] + [w.value for w in fn.finish_bundle()]
-        fn.teardown()
-        tables = [pq.read_table(u).to_pylist() for u in uris]
-        files[background] = sorted(tables, key=lambda t: t[0]["key"])
-    assert files[True] == files[False] and len(files[True]) == 3
+    from pipeline.common import StreamShards
+
+    fn = StreamShards(str(tmp_path / "s"), "part", 3, ShardFile, 2 * 32 * 32 * 3)  # 2 rows
+    fn.setup()
+    fn.start_bundle()
+    uris = _run_bundle(fn, rows)
+    assert len(uris) == 3 and sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(
+        u.rsplit("/", 1)[1] for u in uris
+    )  # no temporary file left
+    for i, uri in enumerate(uris):
+        want = write_shard_rows(rows[3 * i : 3 * i + 3], str(tmp_path / "w"), "part")
+        assert want.rsplit("/", 1)[1] == uri.rsplit("/", 1)[1]
+        assert pq.read_table(uri).equals(pq.read_table(want))
+    assert pq.ParquetFile(uris[0]).metadata.num_row_groups == 2  # rows 2 + 1
 
 
 def test_batch_bytes_are_counted_without_pickling():
@@ -369,22 +386,13 @@ def test_colorize_runs_large_jobs_on_worker_processes():
 
 
 def test_shard_writer_takes_lists_of_rows_as_it_takes_rows():
-    """WriteRowBatches(batched=True), as `stage` uses it on SafeApplyBatch's lists: the same
+    """StreamShards(batched=True), as `stage` uses it on SafeApplyBatch's lists: the same
     files, cut at the same rows, as one row per element."""
-    from pipeline.common import _WriteShards
-
     rows = [{"key": str(i), "l": b"x" * 10} for i in range(10)]
     files = {}
     for batched, elements in ((False, rows), (True, [rows[:4], rows[4:5], rows[5:]])):
-        written: list[list[str]] = []
-
-        def write(rs, out_dir, prefix, schema, written=written):
-            written.append([r["key"] for r in rs])
-            return str(len(written))
-
-        fn = _WriteShards("o", "part", None, n=3, write=write, max_bytes=25, batched=batched)
-        fn.start_bundle()
-        _ = [u for e in elements for u in fn.process(e)] + list(fn.finish_bundle())
-        files[batched] = written
+        fake, opened = _fake_shards()
+        _run_bundle(_stream(fake, n=3, max_bytes=25, batched=batched), elements)
+        files[batched] = [[k for g in f.groups for k in g] for f in opened]
     assert files[True] == files[False]
     assert [len(w) for w in files[True]] == [3, 3, 3, 1]

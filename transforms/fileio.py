@@ -103,40 +103,71 @@ def _is_partial(name: str) -> bool:
     return name.startswith(".") and name.endswith(PARTIAL)
 
 
+class PendingFile:
+    """A file written now and named once complete: `f` is its binary handle; commit(uri)
+    puts it at uri (a file in `folder`), all or nothing; abort() drops it.
+
+    Rename file systems: written to a hidden `<folder>/.<stem>.<token>.partial`, fsync'ed
+    (local) and moved over uri on commit (os.rename semantics: readers see the old file or
+    the new one, never a mix); abort removes it. Object stores: buffered in memory and
+    uploaded in one request on commit (an unfinished upload is never visible). Parent
+    folders are created.
+    """
+
+    def __init__(self, folder: str, stem: str = "file", fs=None):
+        # `fs`: folder is a path of this fsspec file system rather than a URL
+        self.fs, self.folder = (fs, folder) if fs is not None else fsspec.core.url_to_fs(folder)
+        self._tmp: str | None = None
+        if _is_object_store(self.fs):
+            self.f: io.RawIOBase = io.BytesIO()
+            return
+        self.fs.makedirs(self.folder or ".", exist_ok=True)
+        # the temporary name stays within NAME_MAX
+        name = f".{stem[:200]}.{uuid.uuid4().hex[:12]}{PARTIAL}"
+        self._tmp = posixpath.join(self.folder, name)
+        self.f = self.fs.open(self._tmp, "wb")
+
+    def commit(self, uri: str) -> None:
+        """Close the file and make it the file at uri (in `folder`)."""
+        path = fsspec.core.url_to_fs(uri)[1]
+        if self._tmp is None:
+            self.fs.pipe_file(path, self.f.getvalue())
+            return
+        try:
+            if isinstance(self.fs, LocalFileSystem):
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            self.f.close()
+            self.fs.mv(self._tmp, path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the file (its temporary file removed; nothing was visible)."""
+        self.f.close()
+        if self._tmp is None:
+            return
+        try:
+            if self.fs.exists(self._tmp):
+                self.fs.rm(self._tmp)
+        except Exception:  # noqa: BLE001 - the original error matters, not the clean-up
+            log.debug("could not remove %s", self._tmp, exc_info=True)
+
+
 @contextmanager
 def atomic_write(uri: str) -> Iterator[io.RawIOBase]:
-    """A binary file handle whose content appears at uri only if the block completes.
-
-    Rename file systems: written to `<folder>/.<name>.<token>.partial`, fsync'ed (local), then
-    moved over uri (os.rename semantics: readers see the old file or the new one, never a
-    mix); on an exception the temporary file is removed. Object stores: buffered in memory and
-    uploaded in one request after the block completes (an unfinished upload is never visible).
-    Parent folders are created.
-    """
+    """A binary file handle whose content appears at uri only if the block completes
+    (PendingFile in uri's folder, committed to uri; on an exception the temporary file is
+    removed)."""
     fs, path = fsspec.core.url_to_fs(uri)
-    parent = posixpath.dirname(path)
-    if _is_object_store(fs):
-        buf = io.BytesIO()
-        yield buf
-        fs.pipe_file(path, buf.getvalue())
-        return
-    fs.makedirs(parent or ".", exist_ok=True)
-    name = posixpath.basename(path)[:200]  # the temporary name stays within NAME_MAX
-    tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
+    pending = PendingFile(posixpath.dirname(path), posixpath.basename(path), fs=fs)
     try:
-        with fs.open(tmp, "wb") as f:
-            yield f
-            if isinstance(fs, LocalFileSystem):
-                f.flush()
-                os.fsync(f.fileno())
-        fs.mv(tmp, path)
+        yield pending.f
     except BaseException:
-        try:
-            if fs.exists(tmp):
-                fs.rm(tmp)
-        except Exception:  # noqa: BLE001 - the original error matters, not the clean-up
-            log.debug("could not remove %s", tmp, exc_info=True)
+        pending.abort()
         raise
+    pending.commit(uri)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

@@ -22,7 +22,7 @@ from transforms.colour import (
 )
 from transforms.crop import fit_and_crop_image, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import _row_ids, atomic_write, join
+from transforms.fileio import PendingFile, _row_ids, atomic_write, join
 from transforms.filters import GrayThresholds, classify_tone_batch
 
 SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on ab bytes, at half the time
@@ -35,6 +35,11 @@ SMALL_FILTER_THUMBNAIL = 32  # ... of a source smaller than FILTER_THUMBNAIL (CI
 VECTOR_PIXELS = 1 << 16  # stage_batch's array steps take this many crop / thumbnail pixels at most
 # (bigger batches leave the CPU caches: 32 crops of 224 px at once ran 1.4x slower than one)
 HELD_CROP_BYTES = 32 << 20  # stage_batch holds at most this many bytes of crops at once
+# pixel bytes per row group of a shard (ShardFile: the shard writer holds a group's rows, not a
+# shard's): 56 rows at --size 224, a whole 1,000-row shard at 32. The Beam-free stage loop in
+# 2 processes at once (bench/stage.py's StageWork, 3 interleaved pairs): 499-532 img/s, system
+# CPU 0.18-0.20 ms per image, against 474-513 and 0.39-0.53 writing each shard at once
+ROW_GROUP_BYTES = 8 << 20
 SPACES = ("lab", "yuv")  # colour spaces of the shards' l / ab columns (schema.SHARD_SCHEMA)
 UV_SCALE = 200.0  # yuv shards: ab holds round(U * 200), round(V * 200) (|U| <= 0.44, |V| <= 0.62)
 
@@ -366,25 +371,86 @@ def shard_zstd_levels(columns: list[str]) -> dict[str, int]:
     return {c: SHARD_ZSTD_LEVELS.get(c, SHARD_ZSTD_LEVEL) for c in columns}
 
 
+def _parquet_options(columns: list[str]) -> dict:
+    """pq.write_table / ParquetWriter options of a shard: zstd at SHARD_ZSTD_LEVELS, else
+    SHARD_ZSTD_LEVEL; no dictionary and no min/max statistics for the unique pixel bytes /
+    histograms (never used; the statistics of 150 KB values cost a third of the write)."""
+    small = [c for c in columns if c not in ("l", "ab", "hist")]
+    return {
+        "compression": "zstd",
+        "compression_level": shard_zstd_levels(columns),
+        "use_dictionary": small,
+        "write_statistics": small,
+    }
+
+
+def _ids_text(rows: list[dict]) -> bytes:
+    return "\n".join(_row_ids(rows)).encode()
+
+
+def shard_name(out_dir: str, prefix: str, digest: str) -> str:
+    """The URI of a shard: `<prefix>-<16 hex digits of the SHA-1 of its rows' ids>.parquet`."""
+    return join(out_dir, f"{prefix}-{digest[:16]}.parquet")
+
+
 def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
-    """Write shard rows as `<prefix>-<hash of the rows' ids>.parquet` in out_dir (the naming and
-    atomic write of fileio.write_shard; zstd at SHARD_ZSTD_LEVELS, else SHARD_ZSTD_LEVEL);
-    returns the URI."""
+    """Write shard rows as one Parquet file, `<prefix>-<hash of the rows' ids>.parquet` in
+    out_dir (shard_name; the atomic write of fileio); returns the URI."""
     if not rows:
         raise ValueError("refusing to write an empty shard")
-    digest = hashlib.sha1("\n".join(_row_ids(rows)).encode()).hexdigest()[:16]
-    uri = join(out_dir, f"{prefix}-{digest}.parquet")
+    uri = shard_name(out_dir, prefix, hashlib.sha1(_ids_text(rows)).hexdigest())
     table = shard_table(rows)
-    small = [c for c in table.column_names if c not in ("l", "ab", "hist")]
     with atomic_write(uri) as f:
-        pq.write_table(
-            table,
-            f,
-            compression="zstd",
-            compression_level=shard_zstd_levels(table.column_names),
-            # no dictionary and no min/max statistics for the unique pixel bytes / histograms
-            # (never used; the statistics of 150 KB values cost a third of the write)
-            use_dictionary=small,
-            write_statistics=small,
-        )
+        pq.write_table(table, f, **_parquet_options(table.column_names))
     return uri
+
+
+class ShardFile:
+    """One shard written a row group at a time (`write`), named and made visible by `close`:
+    the same file content and name as write_shard_rows of all its rows, in row groups of the
+    rows of each write. A worker then holds a row group's rows, not a whole shard's, and its
+    memory is reused from group to group instead of a shard's 60 MB being allocated afresh
+    (and faulted in page by page) for each file."""
+
+    def __init__(self, out_dir: str, prefix: str):
+        self.out_dir, self.prefix = out_dir, prefix
+        self._file = PendingFile(out_dir, prefix)
+        self._writer = pq.ParquetWriter(
+            self._file.f, schema.SHARD_SCHEMA, **_parquet_options(schema.SHARD_SCHEMA.names)
+        )
+        self._digest = hashlib.sha1()
+        self.rows = 0
+
+    def write(self, rows: list[dict]) -> None:
+        """Append rows (stage_image's dicts) as one row group."""
+        if not rows:
+            return
+        try:
+            self._writer.write_table(shard_table(rows))
+        except BaseException:
+            self.abort()
+            raise
+        self._digest.update((b"\n" if self.rows else b"") + _ids_text(rows))
+        self.rows += len(rows)
+
+    def close(self) -> str:
+        """Finish the file and put it under its name (shard_name); returns the URI."""
+        if not self.rows:
+            self.abort()
+            raise ValueError("refusing to write an empty shard")
+        try:
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        uri = shard_name(self.out_dir, self.prefix, self._digest.hexdigest())
+        self._file.commit(uri)
+        return uri
+
+    def abort(self) -> None:
+        """Drop the file: nothing of it is left."""
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - the file is dropped anyway
+            pass
+        self._file.abort()
