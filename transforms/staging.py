@@ -205,9 +205,11 @@ def _decode_and_crop(data: bytes, cfg: StageConfig) -> tuple:
     if img.grayscale_mode:
         raise ImageError(schema.GRAYSCALE, f"single-channel source (mode {img.mode})")
     # Pillow images throughout: no array of the source is made, nor a copy of the crop
-    crop = fit_and_crop_image(img.image, cfg.size)
-    thumb = filter_thumbnail(img.image, crop, filter_side(img.width, img.height))
-    return img, np.asarray(crop), thumb
+    crop_image = fit_and_crop_image(img.image, cfg.size)
+    crop = np.asarray(crop_image)
+    # a source at the crop's size is its own crop (CIFAR at 32): that array serves its thumbnail
+    source = crop if crop_image is img.image else img.image
+    return img, crop, filter_thumbnail(source, crop_image, filter_side(img.width, img.height))
 
 
 def filter_side(width: int, height: int) -> int:
