@@ -417,9 +417,13 @@ class ShardFile:
     def __init__(self, out_dir: str, prefix: str):
         self.out_dir, self.prefix = out_dir, prefix
         self._file = PendingFile(out_dir, prefix)
-        self._writer = pq.ParquetWriter(
-            self._file.f, schema.SHARD_SCHEMA, **_parquet_options(schema.SHARD_SCHEMA.names)
-        )
+        try:
+            self._writer = pq.ParquetWriter(
+                self._file.f, schema.SHARD_SCHEMA, **_parquet_options(schema.SHARD_SCHEMA.names)
+            )
+        except BaseException:
+            self._file.abort()
+            raise
         self._digest = hashlib.sha1()
         self.rows = 0
 
