@@ -22,7 +22,7 @@ from transforms.colour import (
 )
 from transforms.crop import fit_and_crop_image, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import PendingFile, _row_ids, atomic_write, join
+from transforms.fileio import PendingFile, _row_ids, join
 from transforms.filters import GrayThresholds, classify_tone_batch
 
 SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on ab bytes, at half the time
@@ -396,15 +396,13 @@ def shard_name(out_dir: str, prefix: str, digest: str) -> str:
 
 
 def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
-    """Write shard rows as one Parquet file, `<prefix>-<hash of the rows' ids>.parquet` in
-    out_dir (shard_name; the atomic write of fileio); returns the URI."""
+    """Write shard rows as one Parquet file of one row group (ShardFile), named
+    `<prefix>-<hash of the rows' ids>.parquet` in out_dir (shard_name); returns the URI."""
     if not rows:
         raise ValueError("refusing to write an empty shard")
-    uri = shard_name(out_dir, prefix, hashlib.sha1(_ids_text(rows)).hexdigest())
-    table = shard_table(rows)
-    with atomic_write(uri) as f:
-        pq.write_table(table, f, **_parquet_options(table.column_names))
-    return uri
+    shard = ShardFile(out_dir, prefix)
+    shard.write(rows)
+    return shard.close()
 
 
 class ShardFile:
