@@ -158,12 +158,14 @@ def process_role(pid: int, root: int) -> str:
 class TreeSampler:
     """Samples tree_rss(pid) in a background thread: peak RSS and most processes seen; with
     `cpu`, also each process's CPU seconds as last seen (`cpu_by_role`: summed per
-    process_role; a process's last `interval` before it exits is not seen)."""
+    process_role; a process's last `interval` before it exits is not seen), and their series
+    over time (`cpu_between`)."""
 
     def __init__(self, pid: int, interval: float, cpu: bool = False):
         self.pid, self.interval, self.cpu = pid, interval, cpu
         self.peak = self.processes = 0
         self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (role, user, system)
+        self.series: list[tuple[float, dict[str, tuple[float, float]]]] = []  # (time, by role)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -173,6 +175,7 @@ class TreeSampler:
             self.peak, self.processes = max(self.peak, rss), max(self.processes, n)
             if self.cpu:
                 self._sample_cpu()
+                self.series.append((time.perf_counter(), self.cpu_by_role()))
             if self._stop.wait(self.interval):
                 return
 
@@ -190,6 +193,30 @@ class TreeSampler:
             u, s = out.get(role, (0.0, 0.0))
             out[role] = (u + user, s + system)
         return out
+
+    def cpu_between(self, t0: float, t1: float) -> dict[str, tuple[float, float]] | None:
+        """role -> (user, system) CPU seconds its processes used from perf_counter time t0
+        to t1 (cpu_by_role interpolated linearly between the samples around each), or None
+        where the samples do not span [t0, t1]."""
+        at0, at1 = self._cpu_at(t0), self._cpu_at(t1)
+        if at0 is None or at1 is None:
+            return None
+        return {
+            role: (u - at0.get(role, (0.0, 0.0))[0], s - at0.get(role, (0.0, 0.0))[1])
+            for role, (u, s) in at1.items()
+        }
+
+    def _cpu_at(self, t: float) -> dict[str, tuple[float, float]] | None:
+        after = next((i for i, (ts, _) in enumerate(self.series) if ts >= t), None)
+        if not after:  # None (after the last sample) or 0 (before the first)
+            return None
+        (ta, a), (tb, b) = self.series[after - 1], self.series[after]
+        w = (t - ta) / (tb - ta) if tb > ta else 1.0
+        zero = (0.0, 0.0)
+        return {
+            role: tuple(x + w * (y - x) for x, y in zip(a.get(role, zero), b[role], strict=True))
+            for role in b
+        }
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
@@ -238,7 +265,8 @@ class TickSampler:
 
     def __init__(self, job: str, interval: float = 0.1):
         self.job, self.interval = job, interval
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int]] = []  # (seconds since t0, inputs done)
+        self.t0 = time.perf_counter()  # set again on entering
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -268,11 +296,19 @@ class TickSampler:
 
     def steady(self, total: int, lo: float, hi: float) -> float | None:
         """Inputs/s between the first samples with >= lo x total and >= hi x total done."""
+        win = self.window(total, lo, hi)
+        return None if win is None else (win[1][1] - win[0][1]) / (win[1][0] - win[0][0])
+
+    def window(
+        self, total: int, lo: float, hi: float
+    ) -> tuple[tuple[float, int], tuple[float, int]] | None:
+        """The first samples with >= lo x total and >= hi x total done, as (perf_counter
+        time, inputs done) each; None if there are not two such samples apart in time."""
         a = next(((t, n) for t, n in self.samples if n >= lo * total), None)
         b = next(((t, n) for t, n in self.samples if n >= hi * total), None)
         if a is None or b is None or b[0] <= a[0]:
             return None
-        return (b[1] - a[1]) / (b[0] - a[0])
+        return (self.t0 + a[0], a[1]), (self.t0 + b[0], b[1])
 
 
 class RunnerLog(logging.Handler):

@@ -33,7 +33,10 @@ What it measures, all in one run (globs are relative to the repository root):
              two (this machine's speed drifts by a third within minutes); speed-up = steady(n) /
              steady(1) >= 0.85 x n (1.7x for 2 workers); `--space yuv` on the most workers
              runs at the Lab rate (>= 0.9x). 'procs' is the most child processes
-             seen: 0 means the runner ignored the worker count and ran all in this process;
+             seen: 0 means the runner ignored the worker count and ran all in this process.
+             Over each run's steady window, the CPU per input of its SDK workers and of
+             this process (/proc, sampled every --sample-interval s), and the share of the
+             window the workers were on a CPU (under 100% per worker: they waited);
   at once    after each run on n > 1 workers, the bare loop in n processes at once, all busy
              for the same time: what n busy cores of this machine give the bare loop (its
              ratio to n single loops is the machine's own scaling: two vCPUs that share a
@@ -468,7 +471,10 @@ def pipeline_rate(
     logger.addHandler(runner_log)
     logger.setLevel(logging.INFO)
     try:
-        with TreeSampler(os.getpid(), interval) as sampler, TickSampler(stage.JOB) as ticks:
+        with (
+            TreeSampler(os.getpid(), interval, cpu=True) as sampler,
+            TickSampler(stage.JOB) as ticks,
+        ):
             start = time.perf_counter()
             stage.run(args, beam_args(workers, mode))
             seconds = time.perf_counter() - start
@@ -480,6 +486,7 @@ def pipeline_rate(
         log.warning("stats.json counts %s inputs, expected %d", stats.get("total"), n_files)
     steady = ticks.steady(n_files, STEADY_FROM, STEADY_TO)
     return {
+        "steady_cpu": steady_cpu(sampler, ticks, n_files),
         "workers": workers,
         "space": space,
         "seconds": seconds,
@@ -489,6 +496,22 @@ def pipeline_rate(
         "children": sampler.processes - 1,
         "engine": runner_log.engine() if runner_log.messages else "FnApiRunner",
         "outcomes": stats.get("outcomes", {}),
+    }
+
+
+def steady_cpu(sampler: TreeSampler, ticks: TickSampler, n_files: int) -> dict | None:
+    """CPU ms per input of each process role over a run's steady window (the inputs from
+    STEADY_FROM to STEADY_TO done): {"roles": {role: (user, system)}, "seconds": the
+    window's length}; None where the samples do not cover it. 'launcher' is this process:
+    the runner and the bench's own samplers."""
+    win = ticks.window(n_files, STEADY_FROM, STEADY_TO)
+    used = None if win is None else sampler.cpu_between(win[0][0], win[1][0])
+    if not used or win[1][1] <= win[0][1]:
+        return None
+    n = win[1][1] - win[0][1]
+    return {
+        "roles": {role: (1000 * u / n, 1000 * s / n) for role, (u, s) in used.items()},
+        "seconds": win[1][0] - win[0][0],
     }
 
 
@@ -547,6 +570,37 @@ def cpu_lines(small: dict, big: dict, extra_inputs: int, loop: LoopRun | None) -
         )
         out.append(f"  {'Beam and the rest (job - loop)':<70}{'':>14}{total - own:>8.2f}")
     return out
+
+
+ROLE_LABELS = {"worker": "SDK workers", "launcher": "launcher (runner + bench)"}
+
+
+def steady_cpu_lines(runs: list[dict]) -> list[str]:
+    """CPU ms per input of each pipeline run's steady window (steady_cpu), per role, with the
+    share of the window its workers were on a CPU: what the workers' time goes to, and how
+    much of it they waited."""
+    out = [
+        "CPU per input in each run's steady state (the window of its steady rate), ms"
+        "                user  system   total"
+    ]
+    for r in runs:
+        cpu = r.get("steady_cpu")
+        if not cpu:
+            continue
+        name = f"stage{' --space yuv' if r['space'] != 'lab' else ''}, {r['workers']} worker(s)"
+        for role in ("worker", "launcher", "other"):
+            if role not in cpu["roles"]:
+                continue
+            user, system = cpu["roles"][role]
+            label = ROLE_LABELS.get(role, role)
+            extra = ""
+            if role == "worker":  # CPU ms per input x inputs/s = CPU s per s, over the workers
+                busy = (user + system) / 1000 * r["rate"] / max(r["workers"], 1)
+                extra = f"  workers on a CPU {100 * busy:.0f}% of the window"
+            out.append(
+                f"  {name + ': ' + label:<80}{user:>6.2f}{system:>8.2f}{user + system:>8.2f}{extra}"
+            )
+    return out if len(out) > 1 else []
 
 
 def _secs(x: float | None) -> str:
@@ -837,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         if runs:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(runs[-1]["outcomes"].items()))
             lines.append(f"outcomes  {outcomes}")
+            lines += steady_cpu_lines(runs + ([yuv] if yuv else []))
 
         # -- memory
         if not a.no_memory:

@@ -135,6 +135,38 @@ def test_tree_sampler_reads_cpu_seconds_per_role(tmp_path):
     assert process_role(os.getpid(), 1) == "other"  # pytest's command line: not a worker
 
 
+def test_cpu_between_interpolates_the_samples_and_the_window_is_the_steady_rate_s():
+    """TreeSampler.cpu_between: CPU seconds per role between two times, interpolated between
+    the samples around each (None outside them); TickSampler.window: the samples the steady
+    rate is taken between, on the same clock; steady_cpu: ms per input over that window."""
+    import bench.stage as bench_stage
+    from bench._common import TickSampler, TreeSampler
+
+    sampler = TreeSampler(0, 0.1, cpu=True)
+    sampler.series = [
+        (10.0, {"worker": (1.0, 0.1)}),
+        (11.0, {"worker": (2.0, 0.3), "launcher": (0.5, 0.0)}),
+        (12.0, {"worker": (4.0, 0.5), "launcher": (0.6, 0.0)}),
+    ]
+    used = sampler.cpu_between(10.5, 11.5)
+    assert used["worker"] == pytest.approx((1.5, 0.2))  # (1.5, 0.2) at 10.5 -> (3.0, 0.4)
+    assert used["launcher"] == pytest.approx((0.3, 0.0))  # 0.25 -> 0.55 (none before: 0)
+    assert sampler.cpu_between(9.0, 11.0) is None and sampler.cpu_between(10.5, 13.0) is None
+    ticks = TickSampler("stage")
+    ticks.t0, ticks.samples = 10.0, [(0.2, 0), (0.5, 10), (1.0, 50), (1.5, 95), (1.9, 100)]
+    assert ticks.window(100, 0.1, 0.9) == ((10.5, 10), (11.5, 95))
+    assert ticks.steady(100, 0.1, 0.9) == pytest.approx(85.0)
+    assert TickSampler("stage").window(100, 0.1, 0.9) is None
+    cpu = bench_stage.steady_cpu(sampler, ticks, 100)
+    assert cpu["seconds"] == pytest.approx(1.0)
+    assert cpu["roles"]["worker"] == pytest.approx((1500 / 85, 200 / 85))
+    run = {"workers": 2, "space": "lab", "rate": 85.0, "steady_cpu": cpu}
+    lines = bench_stage.steady_cpu_lines([run, {"workers": 1, "space": "lab"}])
+    assert len(lines) == 3 and "SDK workers" in lines[1] and "launcher" in lines[2]
+    # 1.7 CPU s per s over 2 workers: on a CPU 85% of the window
+    assert lines[1].endswith("workers on a CPU 85% of the window")
+
+
 def test_cpu_lines_split_the_job_from_the_loop():
     """CPU ms per input from two runs' process trees (the bigger minus the smaller, over its
     extra inputs), beside the Beam-free loop's: hand-computed figures."""
