@@ -592,6 +592,8 @@ def steady_cpu_lines(runs: list[dict]) -> list[str]:
             if role not in cpu["roles"]:
                 continue
             user, system = cpu["roles"][role]
+            if role == "other" and abs(user) + abs(system) < 0.005:
+                continue
             label = ROLE_LABELS.get(role, role)
             extra = ""
             if role == "worker":  # CPU ms per input x inputs/s = CPU s per s, over the workers
