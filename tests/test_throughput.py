@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 
+import fsspec
 import numpy as np
 import pytest
 
@@ -415,6 +416,64 @@ def test_colorize_runs_large_jobs_on_worker_processes():
         ["--direct_running_mode=in_memory"], local_mode=colorize.local_mode(10_000)
     )
     assert given.view_as(DirectOptions).direct_running_mode == "in_memory"
+
+
+@pytest.mark.parametrize("object_store", [False, True])
+def test_shard_file_is_invisible_until_closed_and_leaves_nothing_when_aborted(
+    monkeypatch, object_store
+):
+    """ShardFile on an fsspec URL, a rename file system (memory://) or an object store (one
+    upload at close): no shard is visible before close, nothing at all after abort."""
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    from transforms import fileio
+    from transforms.staging import ShardFile
+
+    if object_store:
+        monkeypatch.setattr(fileio, "OBJECT_STORES", fileio.OBJECT_STORES | {"memory"})
+    name = f"shardfile-{uuid.uuid4().hex[:8]}"
+    root, fs = f"memory://{name}", fsspec.filesystem("memory")
+
+    def files(folder: str = "") -> list[str]:  # every file below root (hidden ones too)
+        path = f"/{name}{folder}"
+        return sorted(fs.find(path)) if fs.exists(path) else []
+
+    rows = [_shard_row(i) for i in range(5)]
+    shard = ShardFile(root, "part")
+    shard.write(rows[:3])
+    shard.write(rows[3:])
+    assert not [f for f in files() if f.endswith(".parquet")]
+    uri = shard.close()
+    assert files() == [f"/{name}/" + uri.rsplit("/", 1)[1]]  # the shard alone: no temporary
+    with fsspec.open(uri, "rb") as f:
+        table = pq.read_table(f)
+    assert table.column("key").to_pylist() == [r["key"] for r in rows]
+    assert pq.ParquetFile(fsspec.open(uri, "rb").open()).metadata.num_row_groups == 2
+    dropped = ShardFile(root + "/b", "part")
+    dropped.write(rows)
+    dropped.abort()
+    assert files("/b") == []
+    fs.rm(f"/{name}", recursive=True)
+
+
+def _shard_row(i: int) -> dict:
+    """A shard row (schema.SHARD_SCHEMA) of a 2x2 crop."""
+    return {
+        "key": f"k{i}",
+        "source_uri": f"s{i}.jpg",
+        "split": "train",
+        "width": 2,
+        "height": 2,
+        "sha256": "0" * 64,
+        "size": 2,
+        "l": bytes(4),
+        "ab": bytes(8),
+        "hist": [0, 4],
+        "mean_chroma": 0.0,
+        "space": "lab",
+    }
 
 
 def test_shard_writer_takes_lists_of_rows_as_it_takes_rows():
