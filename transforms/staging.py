@@ -395,7 +395,7 @@ def shard_name(out_dir: str, prefix: str, digest: str) -> str:
     return join(out_dir, f"{prefix}-{digest[:16]}.parquet")
 
 
-def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None) -> str:
+def write_shard_rows(rows: list[dict], out_dir: str, prefix: str) -> str:
     """Write shard rows as one Parquet file of one row group (ShardFile), named
     `<prefix>-<hash of the rows' ids>.parquet` in out_dir (shard_name); returns the URI."""
     if not rows:
@@ -406,11 +406,11 @@ def write_shard_rows(rows: list[dict], out_dir: str, prefix: str, pa_schema=None
 
 
 class ShardFile:
-    """One shard written a row group at a time (`write`), named and made visible by `close`:
-    the same file content and name as write_shard_rows of all its rows, in row groups of the
-    rows of each write. A worker then holds a row group's rows, not a whole shard's, and its
-    memory is reused from group to group instead of a shard's 60 MB being allocated afresh
-    (and faulted in page by page) for each file."""
+    """One shard written a row group at a time (`write`), named and made visible by `close`
+    (shard_name: the name depends on its rows alone, not on how they were grouped). A worker
+    then holds a row group's rows, not a whole shard's, and its memory is reused from group
+    to group instead of a shard's 60 MB being allocated afresh (and faulted in page by page)
+    for each file."""
 
     def __init__(self, out_dir: str, prefix: str):
         self.out_dir, self.prefix = out_dir, prefix
