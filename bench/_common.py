@@ -99,8 +99,11 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """(summed RSS in bytes, number of processes) of pid and all its descendants."""
+def tree_rss(pid: int, pids: list[int] | None = None) -> tuple[int, int]:
+    """(summed RSS in bytes, number of processes) of pid and all its descendants (`pids`:
+    tree_pids(pid) when the caller has it, read from /proc without walking it again)."""
+    if pids is not None:
+        return sum(_rss_kib(p) for p in pids) * 1024, len(pids)
     try:
         import psutil  # optional; /proc is read directly when it is not installed
     except ImportError:
@@ -171,16 +174,17 @@ class TreeSampler:
 
     def _run(self) -> None:
         while True:
-            rss, n = tree_rss(self.pid)
+            pids = tree_pids(self.pid) if self.cpu else None  # one walk of /proc a sample
+            rss, n = tree_rss(self.pid, pids)
             self.peak, self.processes = max(self.peak, rss), max(self.processes, n)
-            if self.cpu:
-                self._sample_cpu()
+            if pids is not None:
+                self._sample_cpu(pids)
                 self.series.append((time.perf_counter(), self.cpu_by_role()))
             if self._stop.wait(self.interval):
                 return
 
-    def _sample_cpu(self) -> None:
-        for p in tree_pids(self.pid):
+    def _sample_cpu(self, pids: list[int]) -> None:
+        for p in pids:
             times = cpu_seconds(p)
             if times is not None:
                 role = self.seen[p][0] if p in self.seen else process_role(p, self.pid)

@@ -134,6 +134,10 @@ def test_tree_sampler_reads_cpu_seconds_per_role(tmp_path):
     assert user > 0 and system >= 0
     assert process_role(os.getpid(), os.getpid()) == "launcher"
     assert process_role(os.getpid(), 1) == "other"  # pytest's command line: not a worker
+    from bench._common import tree_pids, tree_rss
+
+    rss, n = tree_rss(os.getpid(), [os.getpid()])  # the pids given: no walk of /proc
+    assert n == 1 and rss > 10 << 20 and os.getpid() in tree_pids(os.getpid())
 
 
 def test_cpu_between_interpolates_the_samples_and_the_window_is_the_steady_rate_s():
