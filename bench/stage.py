@@ -17,8 +17,8 @@ What it measures, all in one run (globs are relative to the repository root):
              --batch-files (what the job runs: the array maths once per batch);
   profile    cProfile of the stage_batch loop on --profile-files files, split into decode,
              resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + mean
-             chroma + hash; Parquet writing (staging.ShardFile, as the job writes) timed on
-             the rows it produced;
+             chroma + hash; Parquet writing (the job's own shard writer) timed on the rows
+             it produced;
   worker     the job itself in this process on one worker thread (in_memory) over the files,
              stage_batch and the shard writer timed where the job calls them: ms per input
              of each, and the rest (Beam's per-element work, reading, accounting);
@@ -100,12 +100,11 @@ from bench._common import (  # noqa: E402
     warm_cache,
 )
 from pipeline import stage  # noqa: E402
-from pipeline.common import row_bytes  # noqa: E402
 from pipeline.options import DEFAULT_RUNNER  # noqa: E402
 from transforms.crop import fit_and_crop  # noqa: E402
 from transforms.decode import ImageError, decode_image  # noqa: E402
 from transforms.fileio import read_bytes  # noqa: E402
-from transforms.staging import ROW_GROUP_BYTES, ShardFile, stage_batch  # noqa: E402
+from transforms.staging import ShardFile, stage_batch  # noqa: E402
 from transforms.threads import limit_threads  # noqa: E402
 
 log = logging.getLogger("bench.stage")
@@ -198,18 +197,17 @@ class RemovedShard(ShardFile):
         return uri
 
 
-def write_as_the_job(rows: list[dict], out_dir: str, prefix: str) -> str:
-    """Write rows as one shard the way the job's writer does (staging.ShardFile, a row group
-    of ROW_GROUP_BYTES of pixels at a time); its URI."""
-    shard, group, size = ShardFile(out_dir, prefix), [], 0
-    for row in rows:
-        group.append(row)
-        size += row_bytes(row)
-        if size >= ROW_GROUP_BYTES:
-            shard.write(group)
-            group, size = [], 0
-    shard.write(group)
-    return shard.close()
+def write_as_the_job(rows: list[dict], out_dir: str) -> list[str]:
+    """Write rows as shards through the job's own shard writer (stage.shard_writer, one
+    bundle: row groups of ROW_GROUP_BYTES on its writer thread, waited for at the end); the
+    shards' URIs."""
+    writer = stage.shard_writer(parse_stage_args(["unused", "unused"]), out_dir)
+    writer.setup()
+    writer.start_bundle()
+    try:
+        return list(writer.process(rows)) + [w.value for w in writer.finish_bundle()]
+    finally:
+        writer.teardown()
 
 
 def _call(fn, *args):
@@ -404,10 +402,10 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
     )
     # the second of two writes: a worker's first shard also pays one-off set-up
     seconds = 0.0
-    for prefix in ("warm", "part"):
+    for _ in range(2):
         start = time.perf_counter()
         if rows:
-            write_as_the_job(rows, tempfile.mkdtemp(prefix="stage-prof-", dir=work), prefix)
+            write_as_the_job(rows, tempfile.mkdtemp(prefix="stage-prof-", dir=work))
         seconds = time.perf_counter() - start
     out["Parquet per kept row"] = 1e3 * seconds / max(len(rows), 1)
     return out

@@ -79,11 +79,11 @@ def fit_and_crop_image(
     reduction blocks are aligned to the image's corner."""
     img = _pil(rgb)
     w, h = img.size
+    if (w, h) == (size, size):
+        return img  # already the crop (the same image, no copy)
     new_w, new_h = fitted_size(w, h, size)
     sx, sy = w / new_w, h / new_h
     top, left = (new_h - size) // 2, (new_w - size) // 2  # centre_crop's window, resized
-    if (w, h) == (size, size):
-        return img  # already the crop (the same image, no copy)
     if (new_w, new_h) == (w, h) or max(sx, sy) >= 2 * reducing_gap:
         img = _fit_short_side_image(img, size, reducing_gap)
         return img.crop((left, top, left + size, top + size))

@@ -289,8 +289,19 @@ def write_shard(rows: Sequence[dict], out_dir: str, prefix: str, schema: pa.Sche
     """
     if not rows:
         raise ValueError("refusing to write an empty shard")
-    digest = hashlib.sha1("\n".join(_row_ids(rows)).encode()).hexdigest()[:16]
-    return write_table(join(out_dir, f"{prefix}-{digest}.parquet"), rows, schema)
+    digest = hashlib.sha1(row_ids_text(rows)).hexdigest()
+    return write_table(shard_uri(out_dir, prefix, digest), rows, schema)
+
+
+def shard_uri(out_dir: str, prefix: str, digest: str) -> str:
+    """`<out_dir>/<prefix>-<the first 16 hex digits of digest>.parquet`: the name of a shard
+    whose rows' row_ids_text has that SHA-1 hex digest."""
+    return join(out_dir, f"{prefix}-{digest[:16]}.parquet")
+
+
+def row_ids_text(rows: Iterable[dict]) -> bytes:
+    """The rows' ids (one a row, _row_ids) joined by newlines: what a shard's name hashes."""
+    return "\n".join(_row_ids(rows)).encode()
 
 
 def _row_ids(rows: Iterable[dict]) -> Iterable[str]:

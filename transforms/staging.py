@@ -22,7 +22,7 @@ from transforms.colour import (
 )
 from transforms.crop import fit_and_crop_image, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import PendingFile, _row_ids, join
+from transforms.fileio import PendingFile, row_ids_text, shard_uri
 from transforms.filters import GrayThresholds, classify_tone_batch
 
 SHARD_ZSTD_LEVEL = 1  # as small as zstd's default level 3 on ab bytes, at half the time
@@ -386,18 +386,9 @@ def _parquet_options(columns: list[str]) -> dict:
     }
 
 
-def _ids_text(rows: list[dict]) -> bytes:
-    return "\n".join(_row_ids(rows)).encode()
-
-
-def shard_name(out_dir: str, prefix: str, digest: str) -> str:
-    """The URI of a shard: `<prefix>-<16 hex digits of the SHA-1 of its rows' ids>.parquet`."""
-    return join(out_dir, f"{prefix}-{digest[:16]}.parquet")
-
-
 def write_shard_rows(rows: list[dict], out_dir: str, prefix: str) -> str:
     """Write shard rows as one Parquet file of one row group (ShardFile), named
-    `<prefix>-<hash of the rows' ids>.parquet` in out_dir (shard_name); returns the URI."""
+    `<prefix>-<hash of the rows' ids>.parquet` in out_dir (fileio.shard_uri); returns the URI."""
     if not rows:
         raise ValueError("refusing to write an empty shard")
     shard = ShardFile(out_dir, prefix)
@@ -407,7 +398,8 @@ def write_shard_rows(rows: list[dict], out_dir: str, prefix: str) -> str:
 
 class ShardFile:
     """One shard written a row group at a time (`write`), named and made visible by `close`
-    (shard_name: the name depends on its rows alone, not on how they were grouped). A worker
+    (fileio.shard_uri: the name depends on its rows alone, not on how they were grouped,
+    as fileio.write_shard names its files). A worker
     then holds a row group's rows, not a whole shard's, and its memory is reused from group
     to group instead of a shard's 60 MB being allocated afresh (and faulted in page by page)
     for each file."""
@@ -434,11 +426,11 @@ class ShardFile:
         except BaseException:
             self.abort()
             raise
-        self._digest.update((b"\n" if self.rows else b"") + _ids_text(rows))
+        self._digest.update((b"\n" if self.rows else b"") + row_ids_text(rows))
         self.rows += len(rows)
 
     def close(self) -> str:
-        """Finish the file and put it under its name (shard_name); returns the URI."""
+        """Finish the file and put it under its name (fileio.shard_uri); returns the URI."""
         if not self.rows:
             self.abort()
             raise ValueError("refusing to write an empty shard")
@@ -447,7 +439,7 @@ class ShardFile:
         except BaseException:
             self.abort()
             raise
-        uri = shard_name(self.out_dir, self.prefix, self._digest.hexdigest())
+        uri = shard_uri(self.out_dir, self.prefix, self._digest.hexdigest())
         self._file.commit(uri)
         return uri
 
