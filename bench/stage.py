@@ -37,6 +37,9 @@ What it measures, all in one run (globs are relative to the repository root):
              Over each run's steady window, the CPU per input of its SDK workers and of
              this process (/proc, sampled every --sample-interval s), and the share of the
              window the workers were on a CPU (under 100% per worker: they waited);
+             the speed-up split into the cores the workers kept busy and the CPU per
+             input, with the most the machine's cores allow at one worker's CPU per input
+             (one worker's shard writer thread runs beside it: over a core);
   at once    after each run on n > 1 workers, the bare loop in n processes at once, all busy
              for the same time: what n busy cores of this machine give the bare loop (its
              ratio to n single loops is the machine's own scaling: two vCPUs that share a
@@ -603,6 +606,34 @@ def steady_cpu_lines(runs: list[dict]) -> list[str]:
     return out if len(out) > 1 else []
 
 
+def worker_cores(run: dict) -> float | None:
+    """CPU seconds per second the run's SDK workers used over its steady window (the cores
+    they kept busy): their CPU per input times the steady rate; None where not sampled."""
+    cpu = run.get("steady_cpu")
+    if not cpu or "worker" not in cpu["roles"]:
+        return None
+    return sum(cpu["roles"]["worker"]) / 1000 * run["rate"]
+
+
+def speedup_note(one: dict, many: dict, cpus: int) -> str | None:
+    """The speed-up of run `many` over the 1-worker run `one`, split into its two factors:
+    the cores its workers kept busy (many's over one's) and the CPU per input (one's over
+    many's; under 1 where the workers cost more per input side by side), with the most it
+    can reach on `cpus` cores at one's CPU per input: cpus / one's cores (one worker's shard
+    writer thread runs beside it, so one worker may keep more than a core busy)."""
+    c1, cn = worker_cores(one), worker_cores(many)
+    if not c1 or not cn:
+        return None
+    ms1, msn = (sum(r["steady_cpu"]["roles"]["worker"]) for r in (one, many))
+    n = many["workers"]
+    return (
+        f"{n} worker(s) vs 1: {many['rate'] / one['rate']:.2f}x = {cn / c1:.2f}x the cores "
+        f"in use ({cn:.2f} vs {c1:.2f}) x {ms1 / msn:.2f} (CPU per input {ms1:.2f} vs "
+        f"{msn:.2f} ms); with one worker on {c1:.2f} cores, {cpus} cores give at most "
+        f"{min(n, cpus / c1):.2f}x at its CPU per input"
+    )
+
+
 def _secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} s"
 
@@ -811,6 +842,10 @@ def main(argv: list[str] | None = None) -> int:
                 up = r["rate"] / rate_1
                 ok_up = up >= SPEEDUP_TARGET * n
                 cell_up = f"{up:.2f}x {verdict(ok_up)} (>= {SPEEDUP_TARGET * n:.1f}x)"
+                one = next(x for x in runs if x["workers"] == 1)
+                split = speedup_note(one, r, os.cpu_count() or n)
+                if split:
+                    notes.append(split)
             failed |= not (ok_per and ok_up)
             if "bare_at_once" in r:
                 at_once = r["bare_at_once"]

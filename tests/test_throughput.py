@@ -172,6 +172,28 @@ def test_cpu_between_interpolates_the_samples_and_the_window_is_the_steady_rate_
     assert lines[1].endswith("workers on a CPU 85% of the window")
 
 
+def test_speedup_note_splits_the_speedup_into_cores_and_cpu_per_input():
+    """2 workers vs 1 = (cores in use) x (CPU per input), with the ceiling that one worker's
+    cores leave on the machine: hand-computed figures."""
+    import bench.stage as bench_stage
+
+    def run(workers, rate, user, system):
+        return {"workers": workers, "rate": rate, "steady_cpu": {"roles": {"worker": (user, system)}}}
+
+    one, two = run(1, 300.0, 3.5, 0.3), run(2, 480.0, 3.6, 0.4)
+    assert bench_stage.worker_cores(one) == pytest.approx(1.14)  # 3.8 ms x 300 /s
+    assert bench_stage.worker_cores(two) == pytest.approx(1.92)  # 4.0 ms x 480 /s
+    note = bench_stage.speedup_note(one, two, 2)
+    # 1.60x = 1.68x (1.92 / 1.14) x 0.95 (3.8 / 4.0); at most 2 / 1.14 = 1.75x
+    assert note == (
+        "2 worker(s) vs 1: 1.60x = 1.68x the cores in use (1.92 vs 1.14) x 0.95 (CPU per "
+        "input 3.80 vs 4.00 ms); with one worker on 1.14 cores, 2 cores give at most 1.75x "
+        "at its CPU per input"
+    )
+    assert "at most 2.00x" in bench_stage.speedup_note(run(1, 200.0, 3.5, 0.3), two, 4)
+    assert bench_stage.speedup_note({"workers": 1, "rate": 300.0}, two, 2) is None
+
+
 def test_cpu_lines_split_the_job_from_the_loop():
     """CPU ms per input from two runs' process trees (the bigger minus the smaller, over its
     extra inputs), beside the Beam-free loop's: hand-computed figures."""
