@@ -178,7 +178,11 @@ def test_speedup_note_splits_the_speedup_into_cores_and_cpu_per_input():
     import bench.stage as bench_stage
 
     def run(workers, rate, user, system):
-        return {"workers": workers, "rate": rate, "steady_cpu": {"roles": {"worker": (user, system)}}}
+        return {
+            "workers": workers,
+            "rate": rate,
+            "steady_cpu": {"roles": {"worker": (user, system)}},
+        }
 
     one, two = run(1, 300.0, 3.5, 0.3), run(2, 480.0, 3.6, 0.4)
     assert bench_stage.worker_cores(one) == pytest.approx(1.14)  # 3.8 ms x 300 /s
