@@ -239,10 +239,13 @@ class Timed:
     `name` (for a job run in this process; the totals live in this module, not in the
     instance, which the runner pickles and copies)."""
 
-    def __init__(self, name: str, fn, reset: bool = True):
+    def __init__(self, name: str, fn):
         self.name, self.fn = name, fn
-        if reset or name not in _TIMES:  # reset=False: add to the totals kept under name
-            _TIMES[name] = [0.0, 0, None, None]
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the totals kept under the name."""
+        _TIMES[self.name] = [0.0, 0, None, None]
 
     def __call__(self, *args, **kwargs):
         start = time.perf_counter()

@@ -218,15 +218,15 @@ def _call(fn, *args):
 
 
 class TimedShard(ShardFile):
-    """staging.ShardFile whose row-group writes and close are timed (Timed under NAME)."""
+    """staging.ShardFile whose row-group writes and close are timed (TIMER's totals)."""
 
-    NAME = "shard writes"
+    TIMER = Timed("shard writes", _call)
 
     def write(self, rows: list[dict]) -> None:
-        Timed(self.NAME, _call, reset=False)(super().write, rows)
+        self.TIMER(super().write, rows)
 
     def close(self) -> str:
-        return Timed(self.NAME, _call, reset=False)(super().close)
+        return self.TIMER(super().close)
 
 
 def _bare_files(files: list[str], size: int) -> None:
@@ -423,7 +423,8 @@ def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[s
     worker's writer thread (its own time is shown apart: it overlaps the staging)."""
     out_dir = tempfile.mkdtemp(prefix="stage-prof-run-", dir=work)
     timed_stage = Timed("stage_batch", stage.stage_batch)
-    timed_write = Timed(TimedShard.NAME, _call)  # TimedShard's writes and closes
+    timed_write = TimedShard.TIMER  # its writes and closes
+    timed_write.reset()
     saved = stage.stage_batch, stage.ShardFile
     stage.stage_batch, stage.ShardFile = timed_stage, TimedShard
     log.warning("stage in this process, 1 worker thread, %d files (timed parts) ...", n_files)
