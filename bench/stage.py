@@ -577,6 +577,15 @@ def cpu_lines(small: dict, big: dict, extra_inputs: int, loop: LoopRun | None) -
 ROLE_LABELS = {"worker": "SDK workers", "launcher": "launcher (runner + bench)"}
 
 
+def worker_cores(run: dict) -> float | None:
+    """CPU seconds per second the run's SDK workers used over its steady window (the cores
+    they kept busy): their CPU per input times the steady rate; None where not sampled."""
+    cpu = run.get("steady_cpu")
+    if not cpu or "worker" not in cpu["roles"]:
+        return None
+    return sum(cpu["roles"]["worker"]) / 1000 * run["rate"]
+
+
 def steady_cpu_lines(runs: list[dict]) -> list[str]:
     """CPU ms per input of each pipeline run's steady window (steady_cpu), per role, with the
     share of the window its workers were on a CPU: what the workers' time goes to, and how
@@ -598,22 +607,13 @@ def steady_cpu_lines(runs: list[dict]) -> list[str]:
                 continue
             label = ROLE_LABELS.get(role, role)
             extra = ""
-            if role == "worker":  # CPU ms per input x inputs/s = CPU s per s, over the workers
-                busy = (user + system) / 1000 * r["rate"] / max(r["workers"], 1)
+            if role == "worker":  # the cores they kept busy, over the workers
+                busy = worker_cores(r) / max(r["workers"], 1)
                 extra = f"  workers on a CPU {100 * busy:.0f}% of the window"
             out.append(
                 f"  {name + ': ' + label:<80}{user:>6.2f}{system:>8.2f}{user + system:>8.2f}{extra}"
             )
     return out if len(out) > 1 else []
-
-
-def worker_cores(run: dict) -> float | None:
-    """CPU seconds per second the run's SDK workers used over its steady window (the cores
-    they kept busy): their CPU per input times the steady rate; None where not sampled."""
-    cpu = run.get("steady_cpu")
-    if not cpu or "worker" not in cpu["roles"]:
-        return None
-    return sum(cpu["roles"]["worker"]) / 1000 * run["rate"]
 
 
 def speedup_note(one: dict, many: dict, cpus: int) -> str | None:
@@ -776,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[-1]["stage_loop"] = loop
         for r, before, after in zip(runs, around[:-1], around[1:], strict=True):
             r["bare"], r["bare_around"] = max(before, after), (before, after)
-        rate_1 = next((r["rate"] for r in runs if r["workers"] == 1), None)
+        one = next((r for r in runs if r["workers"] == 1), None)  # the 1-worker run
         yuv = None
         if not a.no_yuv and runs:
             w = max(a.workers)
@@ -839,11 +839,10 @@ def main(argv: list[str] | None = None) -> int:
             ok_per = per >= PER_WORKER_TARGET
             cell_per = f"{per:.2f} {verdict(ok_per)} (>= {PER_WORKER_TARGET:.2f})"
             cell_up, ok_up = "", True
-            if rate_1 and n > 1:
-                up = r["rate"] / rate_1
+            if one and n > 1:
+                up = r["rate"] / one["rate"]
                 ok_up = up >= SPEEDUP_TARGET * n
                 cell_up = f"{up:.2f}x {verdict(ok_up)} (>= {SPEEDUP_TARGET * n:.1f}x)"
-                one = next(x for x in runs if x["workers"] == 1)
                 split = speedup_note(one, r, os.cpu_count() or n)
                 if split:
                     notes.append(split)
