@@ -14,7 +14,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from models.base import Colorizer
 from models.infer import DecodeSettings, predict, predict_hypotheses, resolve_device
 from models.registry import load_model
-from transforms.threads import limit_threads
+from transforms.threads import freeze_long_lived, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class ColorizerHandler(ModelHandler[np.ndarray, PredictionResult, Colorizer]):
         device = resolve_device(self.device_name)
         model, config = load_model(self.model_name, self.weights, str(device))
         log.info("loaded %s (%s) on %s", config["name"], config["weights"], device)
+        freeze_long_lived()  # the model and torch's objects stay to the worker's end
         return SharedPredictor(model) if self.share_model_across_processes() else model
 
     def run_inference(

@@ -19,7 +19,7 @@ from transforms import naming, schema
 from transforms.decode import ImageError
 from transforms.fileio import expand_glob, join, read_bytes, write_json, write_shard, write_table
 from transforms.hints import is_sidecar
-from transforms.threads import limit_threads
+from transforms.threads import freeze_long_lived, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class SafeApply(beam.DoFn):
 
     def setup(self):
         limit_threads(self.threads)  # numpy's BLAS: local workers share the cores
+        freeze_long_lived()
         self._success = Metrics.counter(self.job, self.success) if self.success else None
 
     def process(self, element):

@@ -517,3 +517,24 @@ def test_shard_writer_takes_lists_of_rows_as_it_takes_rows():
         files[batched] = [[k for g in f.groups for k in g] for f in opened]
     assert files[True] == files[False]
     assert [len(w) for w in files[True]] == [3, 3, 3, 1]
+
+
+def test_freeze_long_lived_freezes_only_in_a_beam_sdk_worker(monkeypatch):
+    import gc
+    import importlib.machinery
+    import sys
+
+    from transforms import threads
+
+    before = gc.get_freeze_count()
+    assert not threads.in_sdk_worker()  # pytest's own process
+    assert threads.freeze_long_lived() is False
+    assert gc.get_freeze_count() == before
+    spec = importlib.machinery.ModuleSpec(threads.SDK_WORKER_MAIN, None)
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", spec, raising=False)
+    assert threads.in_sdk_worker()
+    try:
+        assert threads.freeze_long_lived() is True
+        assert gc.get_freeze_count() > before + 10_000  # pytest's, Beam's, numpy's objects
+    finally:
+        gc.unfreeze()
