@@ -1,5 +1,6 @@
 """Issue 14: the shared-model option of models.handler.ColorizerHandler, the train check on the
-shards' colour space, and the bench helpers that separate start-up from steady state."""
+shards' colour space, the shard writer, the workers' garbage-collector freeze, and the bench
+helpers that separate start-up from steady state."""
 
 from __future__ import annotations
 
