@@ -124,6 +124,10 @@ def job_options(a: argparse.Namespace) -> list[str]:
         argv += ["--weights", a.weights]
     if a.render_size:
         argv += ["--render-size", str(a.render_size)]
+    if a.share_model:  # the pipeline runs' handler (the loop holds its own model)
+        argv += ["--share-model"]
+    if a.model_copies:
+        argv += ["--share-model", "--model-copies", str(a.model_copies)]
     return argv
 
 
@@ -386,6 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     parser.add_argument(
+        "--share-model",
+        action="store_true",
+        help="the pipeline runs share one model per machine across their worker processes "
+        "(colorize --share-model; GPU workers: deploy/dataflow/README.md)",
+    )
+    parser.add_argument(
+        "--model-copies",
+        type=int,
+        default=None,
+        help="... with this many shared copies (colorize --model-copies; implies --share-model)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=2,
@@ -486,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
             "(pipeline.options.threads_per_worker)"
         )
         lines.append(f"output    {cfg.fmt}; pipeline --batch-size {a.batch_size}")
+        if a.share_model or a.model_copies:
+            lines.append(
+                f"sharing   pipeline runs: --share-model, {a.model_copies or 1} model "
+                "copies per machine served to the worker processes (Beam multi_process_shared)"
+            )
         if not torch.cuda.is_available():
             lines.append(
                 "GPU       none on this machine: every figure is CPU (no --device cuda figure)"

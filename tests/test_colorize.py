@@ -413,18 +413,53 @@ def test_compose_upsamples_to_the_full_size():
 
 
 @pytest.mark.slow
-def test_multi_processing_gives_the_same_outputs(first_run, inputs, ckpt, tmp_path):
+@pytest.mark.parametrize(
+    "shared", [(), ("--share-model",), ("--share-model", "--model-copies", "2")]
+)
+def test_multi_processing_gives_the_same_outputs(
+    first_run, inputs, ckpt, tmp_path, shared, monkeypatch
+):
+    """Two worker processes, each with its own model or (--share-model) calling one served by
+    Beam's multi_process_shared (--model-copies: that many), give the in-process run's images."""
+    from apache_beam.ml.inference.base import RunInference
+
+    pipelines = capture_pipelines(monkeypatch)
     _run(
         inputs,
         tmp_path,
         ckpt,
+        *shared,
         beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     )
     for rel in GOOD:
         a = np.asarray(Image.open(first_run / _out(rel)))
         b = np.asarray(Image.open(tmp_path / _out(rel)))
         np.testing.assert_array_equal(a, b, err_msg=rel)
+    (handler,) = [  # the job's RunInference's (keyed) handler
+        node.transform._model_handler
+        for node in _transforms(pipelines[-1])
+        if isinstance(node.transform, RunInference)
+    ]
+    assert handler.share_model_across_processes() == bool(shared)
+    assert handler.model_copies() == (2 if "--model-copies" in shared else 1)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["outcomes"]["colorized"] == len(GOOD)
     assert read_table(str(tmp_path / "results")).num_rows == len(GOOD)
     assert read_table(str(tmp_path / "errors")).num_rows == len(BAD)
+
+
+def _transforms(pipeline) -> list:
+    """Every applied transform node of a pipeline."""
+    import apache_beam as beam
+
+    nodes: list = []
+
+    class Visit(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            nodes.append(node)
+
+        def enter_composite_transform(self, node):
+            nodes.append(node)
+
+    pipeline.visit(Visit())
+    return nodes
