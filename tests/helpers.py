@@ -92,19 +92,29 @@ def capture_pipelines(monkeypatch) -> list:
     return seen
 
 
+def transform_nodes(pipeline, composites: bool = False) -> list:
+    """The applied transform nodes of a pipeline: its leaves, and with `composites` the
+    composite transforms (RunInference, ...) too."""
+    import apache_beam as beam
+
+    nodes: list = []
+
+    class Visit(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            nodes.append(node)
+
+        def enter_composite_transform(self, node):
+            if composites:
+                nodes.append(node)
+
+    pipeline.visit(Visit())
+    return nodes
+
+
 def upstream_of(pipeline, label_end: str) -> set[str]:
     """The full labels of every transform the one whose full label ends with `label_end` waits
     for: its producers, through main and side inputs, transitively."""
-    import apache_beam as beam
-
-    leaves: list = []
-
-    class Leaves(beam.pipeline.PipelineVisitor):
-        def visit_transform(self, node):
-            leaves.append(node)
-
-    pipeline.visit(Leaves())
-    (start,) = [t for t in leaves if t.full_label.endswith(label_end)]
+    (start,) = [t for t in transform_nodes(pipeline) if t.full_label.endswith(label_end)]
     seen: set[str] = set()
     todo = [start]
     while todo:

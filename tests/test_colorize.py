@@ -13,7 +13,14 @@ from PIL import Image
 
 from pipeline import checks, colorize
 from tests.conftest_models import BEAM_ARGS, job_args, one_thread, write_tiny_checkpoint
-from tests.helpers import capture_pipelines, encode, gray_photo, smooth_colour_field, upstream_of
+from tests.helpers import (
+    capture_pipelines,
+    encode,
+    gray_photo,
+    smooth_colour_field,
+    transform_nodes,
+    upstream_of,
+)
 from transforms import schema
 from transforms.colour import lab_in_gamut, lab_to_rgb, rgb_to_lab
 from transforms.compose import GAMUT_STEPS, compose, fit_into_gamut, luminance
@@ -437,7 +444,7 @@ def test_multi_processing_gives_the_same_outputs(
         np.testing.assert_array_equal(a, b, err_msg=rel)
     (handler,) = [  # the job's RunInference's (keyed) handler
         node.transform._model_handler
-        for node in _transforms(pipelines[-1])
+        for node in transform_nodes(pipelines[-1], composites=True)
         if isinstance(node.transform, RunInference)
     ]
     assert handler.share_model_across_processes() == bool(shared)
@@ -446,20 +453,3 @@ def test_multi_processing_gives_the_same_outputs(
     assert stats["outcomes"]["colorized"] == len(GOOD)
     assert read_table(str(tmp_path / "results")).num_rows == len(GOOD)
     assert read_table(str(tmp_path / "errors")).num_rows == len(BAD)
-
-
-def _transforms(pipeline) -> list:
-    """Every applied transform node of a pipeline."""
-    import apache_beam as beam
-
-    nodes: list = []
-
-    class Visit(beam.pipeline.PipelineVisitor):
-        def visit_transform(self, node):
-            nodes.append(node)
-
-        def enter_composite_transform(self, node):
-            nodes.append(node)
-
-    pipeline.visit(Visit())
-    return nodes
