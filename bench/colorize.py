@@ -504,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"output    {cfg.fmt}; pipeline --batch-size {a.batch_size}")
         if a.share_model or a.model_copies:
             lines.append(
-                f"sharing   pipeline runs: --share-model, {a.model_copies or 1} model "
-                "copies per machine served to the worker processes (Beam multi_process_shared)"
+                f"sharing   pipeline runs: --share-model, model copies per machine "
+                f"{a.model_copies or 1}, served to the worker processes (multi_process_shared)"
             )
         if not torch.cuda.is_available():
             lines.append(
