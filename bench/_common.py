@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from transforms.fileio import read_bytes  # noqa: E402
+from transforms.threads import SDK_WORKER_MAIN  # noqa: E402
 
 RUNNER_LOGGER = "apache_beam.runners.direct.direct_runner"  # says which engine DirectRunner picked
 
@@ -147,7 +148,8 @@ def cpu_seconds(pid: int) -> tuple[float, float] | None:
 
 
 def process_role(pid: int, root: int) -> str:
-    """'launcher' (the root of the tree), 'worker' (a Beam SDK worker), or 'other'."""
+    """'launcher' (the root of the tree), 'worker' (a Beam SDK worker: its command line runs
+    threads.SDK_WORKER_MAIN, as threads.in_sdk_worker tells from inside), or 'other'."""
     if pid == root:
         return "launcher"
     try:
@@ -155,7 +157,7 @@ def process_role(pid: int, root: int) -> str:
             cmdline = f.read()
     except OSError:
         return "other"
-    return "worker" if b"sdk_worker_main" in cmdline else "other"
+    return "worker" if SDK_WORKER_MAIN.encode() in cmdline else "other"
 
 
 class TreeSampler:

@@ -124,10 +124,10 @@ def job_options(a: argparse.Namespace) -> list[str]:
         argv += ["--weights", a.weights]
     if a.render_size:
         argv += ["--render-size", str(a.render_size)]
-    if a.share_model:  # the pipeline runs' handler (the loop holds its own model)
+    if a.share_model or a.model_copies:  # the pipeline runs' handler (the loop has its own)
         argv += ["--share-model"]
     if a.model_copies:
-        argv += ["--share-model", "--model-copies", str(a.model_copies)]
+        argv += ["--model-copies", str(a.model_copies)]
     return argv
 
 

@@ -118,11 +118,12 @@ def test_tree_sampler_reads_cpu_seconds_per_role(tmp_path):
     import sys
 
     from bench._common import TreeSampler, cpu_seconds, process_role
+    from transforms.threads import SDK_WORKER_MAIN
 
     burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 0.4: pass')"
     child = (
         "import subprocess, sys; "
-        f"subprocess.run([sys.executable, '-c', {burn!r}, 'sdk_worker_main'])"
+        f"subprocess.run([sys.executable, '-c', {burn!r}, {SDK_WORKER_MAIN!r}])"
     )
     proc = subprocess.Popen([sys.executable, "-c", f"{burn}; {child}"])
     with TreeSampler(proc.pid, 0.02, cpu=True) as sampler:
