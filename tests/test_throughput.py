@@ -90,6 +90,32 @@ def _bare_files(folder) -> list[str]:
     return [*files, str(folder / "bad.jpg")]
 
 
+def test_profile_breakdown_writes_only_the_first_files_rows(tmp_path, monkeypatch):
+    """bench/stage.py's cProfile breakdown: every part of stage_batch measured, and the
+    Parquet write timed on the kept rows of the first PARQUET_PROFILE_FILES files only (the
+    profiled loop holds no rows, as the job's workers do not)."""
+    from PIL import Image
+
+    import bench.stage as bench_stage
+
+    written = []
+    real = bench_stage.write_as_the_job
+    monkeypatch.setattr(bench_stage, "PARQUET_PROFILE_FILES", 2)
+    monkeypatch.setattr(
+        bench_stage, "write_as_the_job", lambda rows, d: written.append(len(rows)) or real(rows, d)
+    )
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(4):  # colourful noise: kept by the tone filter
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), np.uint8)).save(files[-1])
+    out = bench_stage.profile_breakdown(files, 32, str(tmp_path), batch=2)
+    assert written == [2, 2]  # two writes (the second is timed) of the first 2 files' rows
+    assert out["stage_batch total"] > 0 and out["decode"] > 0
+    assert out["Parquet per kept row"] > 0
+    assert all(v >= 0 for k, v in out.items() if k != "other (in stage_batch)")
+
+
 @pytest.mark.parametrize("work", ["bare", "stage"])
 def test_loop_until_loops_for_its_seconds_and_counts_bad_files(tmp_path, work):
     """One process of bench/stage.py's concurrent loops: waits on the barrier, loops over
