@@ -354,25 +354,27 @@ def stage_argv(pattern: str, out_dir: str, size: int, space: str = "lab") -> lis
 def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) -> dict[str, float]:
     """Milliseconds per image of each part of stage_batch over the files in batches of `batch`
     (cProfile, cumulative time of the functions that do it; rows starting with two spaces are
-    parts of the row above), after one untimed batch, and of writing the kept rows of the
-    first PARQUET_PROFILE_FILES files as one Parquet shard.
+    parts of the row above), and of writing the kept rows of the first PARQUET_PROFILE_FILES
+    files as one Parquet shard.
 
-    The profiled loop drops its rows as the job does (its writer writes and frees each row
-    group): holding 2,000 rows of 224 px (300 MB) made every batch's temporaries fault in
-    fresh pages, 51 faults and 0.89 ms of system CPU per CIFAR-10 file: 1.8x the time of the
-    same profiled loop without them."""
+    Those rows are staged and written first (which also builds the job's tables and imports
+    before the profile) and dropped before the profiled loop, which drops its own rows as the
+    job does (its writer writes and frees each row group): holding 2,000 rows of 224 px
+    (300 MB) made every batch's temporaries fault in fresh pages, 51 faults and 0.89 ms of
+    system CPU per CIFAR-10 file: 1.8x the time of the same profiled loop without them."""
     import cProfile
     import pstats
 
     cfg = stage.config_from_args(parse_stage_args([files[0], "unused", "--size", str(size)]))
     datas = [(f, read_bytes(f)) for f in files]
-    stage_batch(datas[:batch], cfg)  # untimed: the first call builds the tables and imports
+    rows = [r for r in stage_batch(datas[:PARQUET_PROFILE_FILES], cfg) if isinstance(r, dict)]
+    parquet_ms = parquet_ms_per_row(rows, work)
+    del rows
     prof = cProfile.Profile()
     prof.enable()
     for i in range(0, len(datas), batch):
         stage_batch(datas[i : i + batch], cfg)
     prof.disable()
-    rows = [r for r in stage_batch(datas[:PARQUET_PROFILE_FILES], cfg) if isinstance(r, dict)]
     stats = pstats.Stats(prof).stats
     parts = {
         "decode": ["decode_image"],
@@ -411,15 +413,20 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
     out["other (in stage_batch)"] = out["stage_batch total"] - sum(
         v for k, v in out.items() if k != "stage_batch total" and not k.startswith("  ")
     )
-    # the second of two writes: a worker's first shard also pays one-off set-up
+    out["Parquet per kept row"] = parquet_ms
+    return out
+
+
+def parquet_ms_per_row(rows: list[dict], work: str) -> float:
+    """Milliseconds per row of writing rows as the job does (write_as_the_job), the second of
+    two writes: a worker's first shard also pays one-off set-up."""
     seconds = 0.0
     for _ in range(2):
         start = time.perf_counter()
         if rows:
             write_as_the_job(rows, tempfile.mkdtemp(prefix="stage-prof-", dir=work))
         seconds = time.perf_counter() - start
-    out["Parquet per kept row"] = 1e3 * seconds / max(len(rows), 1)
-    return out
+    return 1e3 * seconds / max(len(rows), 1)
 
 
 def worker_breakdown(pattern: str, n_files: int, size: int, work: str) -> dict[str, float]:
