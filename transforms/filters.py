@@ -36,6 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from transforms import tone_kernels
 from transforms.colour import chroma, lab_to_rgb
 
 # RGB in [0, 1] -> JPEG's (full-range BT.601) Y, Cb, Cr in 8-bit units.
@@ -195,62 +196,33 @@ def batch_percentiles(x: np.ndarray, qs: list[float], then=None) -> np.ndarray:
 
 
 def batch_tone_residuals(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) -> np.ndarray:
-    """tone_residual of each of N same-size Lab images (N, ..., 3): (N,) float64, in one pass
-    over the batch: the tone curves' level sums as one bincount (images kept apart by level
-    offsets), and each pixel interpolated between its own level's knot (the level's mean L)
-    and the next or previous used level's, as np.interp does."""
-    lab = np.asarray(lab, dtype=np.float32)
-    n_img = len(lab)
-    lab = lab.reshape(n_img, -1, 3)
-    n = t.tone_levels
-    l = lab[..., 0]
-    level = np.clip((l * (n / 100.0)).astype(np.int64), 0, n - 1)
-    level += (np.arange(n_img) * n)[:, None]
-    flat = level.ravel()
-    count = np.bincount(flat, minlength=n_img * n)
-    used = count > 0
-    knots = [
-        np.bincount(flat, weights=lab[..., k].ravel(), minlength=n_img * n)[used] / count[used]
-        for k in range(3)
-    ]
-    owner = np.repeat(np.arange(n_img), n)[used]  # image of each knot
-    first = np.searchsorted(owner, np.arange(n_img))[:, None]  # each image's first knot
-    last = np.searchsorted(owner, np.arange(n_img), side="right")[:, None] - 1
-    k = (np.cumsum(used) - 1)[level]  # knot of each pixel's own level
-    x = l.astype(np.float64)
-    lo = k - (x < knots[0][k])  # the knot interval [lo, lo + 1] that holds x
-    lo = np.clip(lo, first, np.maximum(last - 1, first))
-    hi = np.minimum(lo + 1, last)
-    x0, x1 = knots[0][lo], knots[0][hi]
-    span = x1 - x0
-    frac = np.clip((x - x0) / np.where(span > 0, span, 1.0), 0.0, 1.0)  # flat beyond the ends
-    da, db = (lab[..., c] - (knots[c][lo] + (knots[c][hi] - knots[c][lo]) * frac) for c in (1, 2))
-    return batch_percentiles(da * da + db * db, [t.tone_percentile], np.sqrt)[:, 0]
+    """tone_residual of each of N same-size Lab images (N, ..., 3): (N,) float64, the same
+    bits: the residuals in one compiled pass per image (tone_kernels.tone_d2), their
+    percentiles in one partition."""
+    lab = np.ascontiguousarray(lab, dtype=np.float32)
+    d2 = tone_kernels.tone_d2(lab.reshape(len(lab), -1, 3), t.tone_levels)
+    return batch_percentiles(d2, [t.tone_percentile], np.sqrt)[:, 0]
 
 
 def batch_smooth_tone_residuals(
-    rgb: np.ndarray, t: GrayThresholds = GrayThresholds()
+    rgb: np.ndarray, t: GrayThresholds = GrayThresholds(), scale: float = 1.0
 ) -> np.ndarray:
-    """smooth_tone_residual of each of N same-size sRGB images (N, H, W, 3) in [0, 1]: (N,)
-    float64, each step once over the batch on planes (N, 3, H*W) (line fits as sums,
-    the residual built in place, smoothing as batched matrix products)."""
-    rgb = np.asarray(rgb, np.float64)
+    """smooth_tone_residual of each of N same-size sRGB images (N, H, W, 3), rgb / scale in
+    [0, 1] (floats, or uint8 with scale 255.0): (N,) float64, the residuals in one compiled
+    pass per image (tone_kernels.smooth_tone_d2), their percentiles in one partition."""
+    rgb = np.ascontiguousarray(rgb if rgb.dtype == np.uint8 else np.asarray(rgb, np.float64))
     n_img, h, w = rgb.shape[:3]
-    ycc = _RGB_TO_YCC @ np.swapaxes(rgb.reshape(n_img, -1, 3), 1, 2)  # (N, 3, H*W)
-    mean = ycc.mean(axis=2)
-    yc = ycc[:, 0] - mean[:, :1]
-    slope = (
-        np.einsum("np,ncp->nc", yc, ycc[:, 1:])
-        / np.maximum(np.einsum("np,np->n", yc, yc), 1e-12)[:, None]
-    )
-    residual = ycc[:, 1:] - mean[:, 1:, None]  # (N, 2, H*W): the fit subtracted in place
-    residual -= slope[:, :, None] * yc[:, None, :]
-    residual = residual.reshape(n_img, 2, h, w)
-    if t.tone_smoothing > 0:
-        rows, cols = gaussian_matrix(h, t.tone_smoothing), gaussian_matrix(w, t.tone_smoothing)
-        residual = rows @ residual @ cols.T
-    d2 = residual[:, 0] * residual[:, 0] + residual[:, 1] * residual[:, 1]
+    rows, cols = _smoothing(h, t.tone_smoothing), _smoothing(w, t.tone_smoothing)
+    d2 = tone_kernels.smooth_tone_d2(rgb, float(scale), _RGB_TO_YCC, *rows, *cols)
     return batch_percentiles(d2, [t.smooth_percentile], np.sqrt)[:, 0]
+
+
+@lru_cache(maxsize=16)
+def _smoothing(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """gaussian_matrix(n, sigma) (the identity for sigma 0: no smoothing) and its rows'
+    nonzero bands (tone_kernels.band)."""
+    g = gaussian_matrix(n, sigma) if sigma > 0 else np.eye(n)
+    return g, tone_kernels.band(g)
 
 
 def classify_tone_batch(
@@ -275,7 +247,10 @@ def classify_tone_batch(
         out[rest[toned]] = "toned"
         rest = rest[~toned & (median[rest] >= t.min_tone_chroma)]
     if rest.size:
-        pixels = rgb[rest] / 255.0 if rgb is not None else lab_to_rgb(lab[rest])
-        toned = batch_smooth_tone_residuals(pixels, t) < t.smooth_tone_residual
+        if rgb is not None:
+            smooth = batch_smooth_tone_residuals(np.asarray(rgb, np.uint8)[rest], t, 255.0)
+        else:
+            smooth = batch_smooth_tone_residuals(lab_to_rgb(lab[rest]), t)
+        toned = smooth < t.smooth_tone_residual
         out[rest[toned]] = "toned"
     return out.tolist()
