@@ -391,14 +391,13 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
             "rgb8_to_yuv_planes",
             "rgb_to_lab",
         ],
-        "histogram": ["ab_histograms"],
-        "quantize + mean chroma + hash": [
-            "_mean_chroma",
-            "quantize_pair_array",  # under quantize_pair too: counted once
-            "quantize_l",
-            "quantize_ab",
+        # the compiled pass: quantized L and ab, their histogram, mean chroma
+        "L / ab bytes + histogram + mean chroma": [
+            "lab_pixel_columns",
             "quantize_y",
-            "quantize_uv",
+            "quantize_pair_array",  # under quantize_pair too: counted once
+        ],
+        "hash": [
             "<built-in method _hashlib.openssl_sha256>",
             "<method 'hexdigest' of '_hashlib.HASH' objects>",
             "uri_key",

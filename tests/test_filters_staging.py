@@ -759,6 +759,8 @@ def test_batch_residuals_equal_the_per_image_residuals():
     for t in (GrayThresholds(), GrayThresholds(tone_levels=8, tone_smoothing=0.0)):
         tone = batch_tone_residuals(lab, t)
         smooth = batch_smooth_tone_residuals(thumbs / 255.0, t)
+        # uint8 read as value / 255 inside the compiled pass: the same numbers
+        np.testing.assert_array_equal(batch_smooth_tone_residuals(thumbs, t, 255.0), smooth)
         for i, (lab_i, rgb_i) in enumerate(zip(lab, thumbs, strict=True)):
             assert tone[i] == pytest.approx(tone_residual(lab_i, t), rel=1e-9, abs=1e-9)
             want = smooth_tone_residual(lab_i, t, rgb=rgb_i)
@@ -791,6 +793,23 @@ def test_ab_histograms_are_the_per_image_histograms():
     hists = staging.ab_histograms(q.reshape(3, -1, 2))
     for h, x in zip(hists, q, strict=True):
         np.testing.assert_array_equal(h, staging.ab_histogram(x))
+
+
+def test_lab_pixel_columns_equal_the_numpy_steps():
+    from transforms.colour import lab_f_to_ab, lab_f_to_l, rgb8_lab_f
+
+    rng = np.random.default_rng(5)
+    crops = rng.integers(0, 256, (3, 24, 24, 3)).astype(np.uint8)
+    wide = rng.uniform(-0.2, 1.2, (3, 2 * 300)).astype(np.float32)  # L and ab past the clips
+    for f, n in ((rgb8_lab_f(crops), 3), (wide, 2)):
+        l_q, ab_q, hist, mean_chroma = staging.lab_pixel_columns(f, n)
+        a, b = lab_f_to_ab(f)
+        assert l_q.tobytes() == staging.quantize_l(lab_f_to_l(f))
+        assert ab_q.tobytes() == staging.quantize_pair(a, b)
+        np.testing.assert_array_equal(hist, staging.ab_histograms(ab_q.reshape(n, -1, 2)))
+        want = np.sqrt(a.astype(np.float64) ** 2 + b.astype(np.float64) ** 2).reshape(n, -1)
+        np.testing.assert_allclose(mean_chroma, want.mean(axis=1), rtol=1e-6)
+    assert (np.abs(ab_q.astype(int)) == 127).any() and (l_q == 0).any() and (l_q == 255).any()
 
 
 def _batch_items() -> list[tuple[str, bytes]]:

@@ -14,8 +14,6 @@ from PIL import Image
 from transforms import schema
 from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
 from transforms.colour import (
-    lab_f_to_ab,
-    lab_f_to_l,
     rgb8_lab_f,
     rgb8_to_lab_planes,
     rgb8_to_yuv_planes,
@@ -240,22 +238,29 @@ def filter_thresholds(t: GrayThresholds, side: int) -> GrayThresholds:
     return replace(t, tone_smoothing=t.small_tone_smoothing)
 
 
+def lab_pixel_columns(f: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """The Lab columns of n images from their rgb8_lab_f planes f (3, n * P) float32, in one
+    compiled pass (lab_kernels.lab_columns): L bytes (n, P) uint8 (quantize_l), ab bytes
+    (n, P, 2) int8 (quantize_ab), their counts per ab bin (n, Q) int64 (ab_histograms) and
+    the mean chroma (n,) float64 of the unrounded ab."""
+    from transforms import lab_kernels  # numba: imported by the jobs that stage
+
+    return lab_kernels.lab_columns(
+        np.ascontiguousarray(f, np.float32), n, _pair_bin_table(), num_bins()
+    )
+
+
 def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
-    """The pixel columns (l, ab, hist, mean_chroma) of N crops (N, size, size, 3) uint8, each
-    array step once over the whole batch: one Lab conversion (colour.rgb8_lab_f, the uint8
-    fast path), the histogram of the quantized ab (one bincount) and mean chroma in Lab
-    whatever the space."""
+    """The pixel columns (l, ab, hist, mean_chroma) of N crops (N, size, size, 3) uint8: one
+    Lab conversion (colour.rgb8_lab_f, the uint8 fast path) and lab_pixel_columns of it, the
+    statistics in Lab whatever the space."""
     n = len(crops)
-    f = rgb8_lab_f(crops)
-    a, b = lab_f_to_ab(f)
-    mean_chroma = _mean_chroma(a, b, n)
-    abq = quantize_pair_array(a, b)
-    hist = ab_histograms(abq.reshape(n, -1, 2))
+    l_q, ab_q, hist, mean_chroma = lab_pixel_columns(rgb8_lab_f(crops), n)
     if cfg.space == "yuv":
         y, u, v = rgb8_to_yuv_planes(crops)
         lq, abq_bytes = quantize_y(y), quantize_pair(u, v, UV_SCALE)
     elif cfg.space == "lab":
-        lq, abq_bytes = quantize_l(lab_f_to_l(f)), abq.tobytes()
+        lq, abq_bytes = l_q.tobytes(), ab_q.tobytes()
     else:
         raise ValueError(f"unknown colour space {cfg.space!r} ({', '.join(SPACES)})")
     l_size, ab_size = len(lq) // n, len(abq_bytes) // n
@@ -265,14 +270,6 @@ def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
         "hist": hist.astype(np.int32).tolist(),
         "mean_chroma": mean_chroma.tolist(),
     }
-
-
-def _mean_chroma(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Mean sqrt(a^2 + b^2) of each of n images' pixels, a and b (P,) float32 planes: (n,)."""
-    c = a * a
-    c += b * b
-    np.sqrt(c, out=c)
-    return c.reshape(n, -1).mean(axis=1)
 
 
 def stage_batch(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict | ImageError]:
