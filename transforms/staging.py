@@ -308,7 +308,8 @@ def _stage_group(items: list[tuple[str, bytes]], cfg: StageConfig) -> list[dict 
     step = _chunk(cfg.size)
     for c in range(0, len(kept), step):
         chunk = kept[c : c + step]
-        pixels = _pixel_columns(np.stack([d[3] for d in chunk]), cfg)
+        crops = chunk[0][3][None] if len(chunk) == 1 else np.stack([d[3] for d in chunk])
+        pixels = _pixel_columns(crops, cfg)  # one crop (224 px and up) is not copied
         for j, (i, width, height, *_) in enumerate(chunk):
             uri, data = items[i]
             key = uri_key(uri)
