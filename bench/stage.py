@@ -16,9 +16,10 @@ What it measures, all in one run (globs are relative to the repository root):
   stage_batch  the same files through transforms.staging.stage_batch in batches of
              --batch-files (what the job runs: the array maths once per batch);
   profile    cProfile of the stage_batch loop on --profile-files files, split into decode,
-             resize + crop, grayscale/toned filter, Lab (+ YUV), histogram, quantize + mean
-             chroma + hash; Parquet writing (the job's own shard writer) timed on the rows
-             it produced;
+             resize + crop, grayscale/toned filter, Lab (+ YUV), the compiled pass for the
+             L / ab bytes + histogram + mean chroma, hashing (numba's compiled functions
+             show in cProfile as functions of their files); Parquet writing (the job's own
+             shard writer) timed on the rows it produced;
   worker     the job itself in this process on one worker thread (in_memory) over the files,
              stage_batch and the shard writer timed where the job calls them: ms per input
              of each, and the rest (Beam's per-element work, reading, accounting);

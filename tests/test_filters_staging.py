@@ -746,6 +746,18 @@ def test_batch_percentiles_equal_numpy_percentile_per_row():
             assert list(want) == pytest.approx([np.percentile(np.abs(row), q) for q in qs])
 
 
+def test_nonzero_bands_bound_each_rows_nonzeros():
+    from transforms.filters import gaussian_matrix, nonzero_bands
+
+    g = gaussian_matrix(40, 3.0)
+    for row, (first, stop) in zip(g, nonzero_bands(g), strict=True):
+        nz = np.flatnonzero(row)
+        assert (first, stop) == (nz[0], nz[-1] + 1)
+    m = np.zeros((3, 5))
+    m[1, 1:4] = [1, 0, 2]
+    assert nonzero_bands(m).tolist() == [[0, 0], [1, 4], [0, 0]]
+
+
 def test_batch_residuals_equal_the_per_image_residuals():
     from transforms.filters import (
         batch_smooth_tone_residuals,

@@ -36,7 +36,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from transforms import tone_kernels
 from transforms.colour import chroma, lab_to_rgb
 
 # RGB in [0, 1] -> JPEG's (full-range BT.601) Y, Cb, Cr in 8-bit units.
@@ -199,6 +198,8 @@ def batch_tone_residuals(lab: np.ndarray, t: GrayThresholds = GrayThresholds()) 
     """tone_residual of each of N same-size Lab images (N, ..., 3): (N,) float64, the same
     bits: the residuals in one compiled pass per image (tone_kernels.tone_d2), their
     percentiles in one partition."""
+    from transforms import tone_kernels  # numba (0.2 s to import): only the batch measures
+
     lab = np.ascontiguousarray(lab, dtype=np.float32)
     d2 = tone_kernels.tone_d2(lab.reshape(len(lab), -1, 3), t.tone_levels)
     return batch_percentiles(d2, [t.tone_percentile], np.sqrt)[:, 0]
@@ -210,6 +211,8 @@ def batch_smooth_tone_residuals(
     """smooth_tone_residual of each of N same-size sRGB images (N, H, W, 3), rgb / scale in
     [0, 1] (floats, or uint8 with scale 255.0): (N,) float64, the residuals in one compiled
     pass per image (tone_kernels.smooth_tone_d2), their percentiles in one partition."""
+    from transforms import tone_kernels
+
     rgb = np.ascontiguousarray(rgb if rgb.dtype == np.uint8 else np.asarray(rgb, np.float64))
     n_img, h, w = rgb.shape[:3]
     rows, cols = _smoothing(h, t.tone_smoothing), _smoothing(w, t.tone_smoothing)
@@ -220,9 +223,20 @@ def batch_smooth_tone_residuals(
 @lru_cache(maxsize=16)
 def _smoothing(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """gaussian_matrix(n, sigma) (the identity for sigma 0: no smoothing) and its rows'
-    nonzero bands (tone_kernels.band)."""
+    nonzero bands (nonzero_bands)."""
     g = gaussian_matrix(n, sigma) if sigma > 0 else np.eye(n)
-    return g, tone_kernels.band(g)
+    return g, nonzero_bands(g)
+
+
+def nonzero_bands(matrix: np.ndarray) -> np.ndarray:
+    """(n, 2) int64: [first, last + 1) of each row's nonzero entries (a banded matrix's);
+    [0, 0) for a row of zeros."""
+    nz = matrix != 0
+    first = np.argmax(nz, axis=1)
+    last = matrix.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    empty = ~nz.any(axis=1)
+    first[empty], last[empty] = 0, 0
+    return np.stack([first, last], axis=1).astype(np.int64)
 
 
 def classify_tone_batch(

@@ -72,8 +72,8 @@ def smooth_tone_d2(
     [0, 1] (uint8 and 255.0, or floats and 1.0): the (Cb, Cr) residual of each image's
     least-squares line on Y (to_ycc: RGB -> 8-bit YCbCr, 3 x 3), smoothed as (rows @
     residual) @ cols.T (rows (H, H), cols (W, W): filters.gaussian_matrix) summed over each
-    matrix row's nonzero band [band[r, 0], band[r, 1]) (row_band = band(rows), col_band =
-    band(cols)), the inner loops along memory rows (so that they vectorize)."""
+    matrix row's nonzero band [band[r, 0], band[r, 1]) (row_band = filters.nonzero_bands(rows),
+    col_band = ... (cols)), the inner loops along memory rows (so that they vectorize)."""
     n_img, h, w = rgb.shape[0], rgb.shape[1], rgb.shape[2]
     out = np.empty((n_img, h, w), np.float64)
     ycc = np.empty((3, h, w), np.float64)
@@ -125,11 +125,3 @@ def smooth_tone_d2(
             for y in range(h):
                 out[i, y, x] = acc[0, y] * acc[0, y] + acc[1, y] * acc[1, y]
     return out
-
-
-def band(matrix: np.ndarray) -> np.ndarray:
-    """(n, 2) int64: [first, last + 1) of each row's nonzero entries (a banded matrix's)."""
-    nz = matrix != 0
-    first = np.argmax(nz, axis=1)
-    last = matrix.shape[1] - np.argmax(nz[:, ::-1], axis=1)
-    return np.stack([first, np.maximum(last, first)], axis=1).astype(np.int64)
