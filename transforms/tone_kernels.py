@@ -78,7 +78,7 @@ def smooth_tone_d2(
     out = np.empty((n_img, h, w), np.float64)
     ycc = np.empty((3, h, w), np.float64)
     a_t = np.empty((2, w, h), np.float64)
-    acc = np.empty((2, max(h, w)), np.float64)
+    sm = np.empty((2, h, w), np.float64)
     res = np.empty((2, h, w), np.float64)
     n_pix = h * w
     for i in range(n_img):
@@ -105,23 +105,27 @@ def smooth_tone_d2(
                 yc = ycc[0, y, x] - m0
                 res[0, y, x] = ycc[1, y, x] - m1 - k1 * yc
                 res[1, y, x] = ycc[2, y, x] - m2 - k2 * yc
-        for y in range(h):  # a = rows @ residual (numpy's order), stored transposed
-            acc[:, :w] = 0.0
-            for j in range(row_band[y, 0], row_band[y, 1]):
-                wt = rows[y, j]
-                for x in range(w):
-                    acc[0, x] += wt * res[0, j, x]
-                    acc[1, x] += wt * res[1, j, x]
+        _product_transposed(rows, row_band, res, a_t)  # a = rows @ residual (numpy's order)
+        _product_transposed(cols, col_band, a_t, sm)  # (a @ cols.T).T = cols @ a.T, back
+        for y in range(h):
             for x in range(w):
-                a_t[0, x, y] = acc[0, x]
-                a_t[1, x, y] = acc[1, x]
-        for x in range(w):  # (a @ cols.T).T = cols @ a.T, and the squared magnitude
-            acc[:, :h] = 0.0
-            for j in range(col_band[x, 0], col_band[x, 1]):
-                wt = cols[x, j]
-                for y in range(h):
-                    acc[0, y] += wt * a_t[0, j, y]
-                    acc[1, y] += wt * a_t[1, j, y]
-            for y in range(h):
-                out[i, y, x] = acc[0, y] * acc[0, y] + acc[1, y] * acc[1, y]
+                out[i, y, x] = sm[0, y, x] * sm[0, y, x] + sm[1, y, x] * sm[1, y, x]
     return out
+
+
+@njit(cache=True, nogil=True)
+def _product_transposed(m: np.ndarray, band: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    """out[c] = (m @ x[c]).T for the two planes of x (2, R, C), m (R, R) banded (band: each
+    row's nonzero [first, stop)), summed in order of the inner index; the inner loop runs
+    along x's memory rows, so it vectorizes."""
+    acc = np.empty((2, x.shape[2]), np.float64)
+    for r in range(m.shape[0]):
+        acc[:] = 0.0
+        for j in range(band[r, 0], band[r, 1]):
+            wt = m[r, j]
+            for k in range(x.shape[2]):
+                acc[0, k] += wt * x[0, j, k]
+                acc[1, k] += wt * x[1, j, k]
+        for k in range(x.shape[2]):
+            out[0, k, r] = acc[0, k]
+            out[1, k, r] = acc[1, k]
