@@ -456,7 +456,13 @@ def test_ctrl_c_of_a_real_run(tmp_path, to):
     import threading
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CHROMABEAM_PROGRESS_SECONDS": "1"}
-    data = str(ROOT.parent / "shared" / "data" / "imagenet-samples" / "*.JPEG")
+    # 4,000 inputs (each sample through 4 symlinks): 1,000 staged in 2-3 s, between two ticks
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for src in sorted((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("*.JPEG")):
+        for k in range(4):
+            (folder / f"{k}_{src.name}").symlink_to(src)
+    data = str(folder / "*.JPEG")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "stage", data, str(tmp_path / "out")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -468,8 +474,8 @@ def test_ctrl_c_of_a_real_run(tmp_path, to):
     def read() -> None:
         for line in proc.stderr:
             lines.append(line)
-            m = re.search(r"stage: (\d+)/1000 images", line)
-            if m and 0 < int(m.group(1)) < 500:
+            m = re.search(r"stage: (\d+)/4000 images", line)
+            if m and 0 < int(m.group(1)) < 2000:
                 working.set()
 
     reader = threading.Thread(target=read, daemon=True)
