@@ -389,15 +389,11 @@ def profile_breakdown(files: list[str], size: int, work: str, batch: int = 1) ->
             "rgb8_lab_f",
             "lab_f_to_l",
             "lab_f_to_ab",
-            "rgb8_to_yuv_planes",
             "rgb_to_lab",
         ],
-        # the compiled pass: quantized L and ab, their histogram, mean chroma
-        "L / ab bytes + histogram + mean chroma": [
-            "lab_pixel_columns",
-            "quantize_y",
-            "quantize_pair_array",  # under quantize_pair too: counted once
-        ],
+        # the compiled passes: quantized L and ab, their histogram, mean chroma (and with
+        # --space yuv the Y / UV bytes, from the crops: their Lab is still converted above)
+        "L / ab bytes + histogram + mean chroma": ["lab_pixel_columns", "yuv_pixel_columns"],
         "hash": [
             "<built-in method _hashlib.openssl_sha256>",
             "<method 'hexdigest' of '_hashlib.HASH' objects>",

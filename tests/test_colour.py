@@ -153,7 +153,7 @@ def test_chroma_of_kodak_matches_skimage_lch(kodim23):
     assert np.abs(colour.chroma(colour.rgb_to_lab(kodim23)[..., 1:]) - lch[..., 1]).max() < TOL
 
 
-# --- the uint8 fast path of `stage` (rgb8_to_lab_planes / rgb8_to_yuv_planes) --------------
+# --- the uint8 fast paths of `stage` (rgb8_to_lab_planes; the YUV bytes of --space yuv) ------
 
 
 @pytest.fixture(scope="module")
@@ -188,12 +188,8 @@ def test_rgb8_planes_keep_the_image_shape_and_take_only_uint8():
     planes = colour.rgb8_to_lab_planes(img)
     assert all(p.shape == (7, 5) for p in planes)
     np.testing.assert_allclose(np.stack(planes, -1), colour.rgb_to_lab(img), atol=1e-4)
-    yuv = np.stack(colour.rgb8_to_yuv_planes(img), -1)
-    np.testing.assert_allclose(yuv, colour.rgb_to_yuv(img / 255.0), atol=1e-6)
     with pytest.raises(TypeError):
         colour.rgb8_to_lab_planes(img / 255.0)
-    with pytest.raises(TypeError):
-        colour.rgb8_to_yuv_planes(img.astype(np.float32))
 
 
 def test_rgb8_lab_f_takes_the_linear_segment_only_where_it_applies():
@@ -211,6 +207,35 @@ def test_rgb8_lab_f_takes_the_linear_segment_only_where_it_applies():
         colour.rgb8_lab_f(dark.astype(np.float32))
 
 
-def test_rgb8_to_yuv_planes_matches_skimage(rgb8):
-    yuv = np.stack(colour.rgb8_to_yuv_planes(rgb8), -1)
-    assert np.abs(yuv - skcolor.rgb2yuv(rgb8[None])[0]).max() <= 1e-5
+def test_yuv_pixel_columns_are_the_bt601_maths_rounded_once(rgb8):
+    from transforms import staging
+
+    y_bytes, uv_bytes = staging.yuv_pixel_columns(rgb8[None])  # one "crop" of N pixels
+    y = np.frombuffer(y_bytes, np.uint8).astype(np.int64)
+    uv = np.frombuffer(uv_bytes, np.int8).reshape(-1, 2).astype(np.int64)
+    # Y * 255 = 0.299 R + 0.587 G + 0.114 B exactly: in thousandths, an integer; rounded half
+    # to even, but an exact tie (x.5) may go either way (float64 decides)
+    thousandths = rgb8.astype(np.int64) @ np.array([299, 587, 114])
+    whole, rest = np.divmod(thousandths, 1000)
+    want = whole + (rest > 500) + ((rest == 500) & (whole % 2 == 1))
+    tie = rest == 500
+    assert tie.any() and (y[~tie] == want[~tie]).all()
+    assert np.isin(y[tie] - whole[tie], [0, 1]).all()
+    # U, V * UV_SCALE against skimage's BT.601 (float64): the same integers but within 1e-6
+    # of a tie, and never more than 1 off
+    ref = skcolor.rgb2yuv(rgb8[None])[0][:, 1:] * staging.UV_SCALE
+    near_tie = np.abs(np.abs(ref - np.floor(ref)) - 0.5) < 1e-6
+    assert (uv[~near_tie] == np.rint(ref[~near_tie])).all()
+    assert np.abs(uv - ref).max() <= 1.0
+    assert y.min() == 0 and y.max() == 255 and np.abs(uv).max() < 127  # BT.601 stays in range
+
+
+def test_yuv_pixel_columns_clip_to_the_stored_range():
+    from transforms import lab_kernels, staging
+
+    m = np.diag([2.0, 1.0, -1.0])  # a matrix that overflows both: Y 2 R, U G, V -B
+    rgb = np.array([[200, 200, 200], [10, 100, 20]], np.uint8)
+    y, uv = lab_kernels.yuv_columns(rgb, m)
+    assert y.tolist() == [255, 20] and uv.tolist() == [[127, -127], [100, -20]]
+    with pytest.raises(TypeError):
+        staging.yuv_pixel_columns(rgb.astype(np.float32))

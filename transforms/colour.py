@@ -22,14 +22,14 @@ D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 _XYZN_TO_RGB = _XYZ_TO_RGB * D65_WHITE[None, :]  # (X/Xn, Y/Yn, Z/Zn) -> linear sRGB
 
 # BT.601 YUV as in the seeds (Zhang/Billaut use YUV input, Cheong regresses UV).
-_RGB_TO_YUV = np.array(
+RGB_TO_YUV = np.array(  # rows Y, U, V of sRGB in [0, 1]
     [
         [0.299, 0.587, 0.114],
         [-0.14714119, -0.28886916, 0.43601035],
         [0.61497538, -0.51496512, -0.10001026],
     ]
 )
-_YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV)
+_YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV)
 
 _EPS = 216.0 / 24389.0  # (6/29)^3
 _KAPPA = 24389.0 / 27.0
@@ -131,17 +131,6 @@ def rgb8_to_lab_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return l.reshape(shape), a.reshape(shape), b.reshape(shape)
 
 
-def rgb8_to_yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """uint8 sRGB (..., 3) -> BT.601 Y, U, V float32 planes (as rgb_to_yuv of rgb / 255)."""
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8:
-        raise TypeError(f"rgb8_to_yuv_planes takes uint8, not {rgb.dtype}")
-    shape = rgb.shape[:-1]
-    yuv = (_RGB_TO_YUV / 255.0).astype(np.float32) @ rgb.reshape(-1, 3).T.astype(np.float32)
-    y, u, v = yuv
-    return y.reshape(shape), u.reshape(shape), v.reshape(shape)
-
-
 def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
     """CIE Lab D65 (..., 3) -> sRGB (..., 3) float32, clipped to [0, 1] unless `clip=False`."""
     lab = np.asarray(lab, dtype=np.float32)
@@ -187,7 +176,7 @@ def _f_inverse(f: np.ndarray) -> np.ndarray:
 
 def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1] -> YUV BT.601 (Y in [0, 1], U in ±0.436, V in ±0.615)."""
-    return (np.asarray(rgb, dtype=np.float32) @ _RGB_TO_YUV.T.astype(np.float32)).astype(np.float32)
+    return (np.asarray(rgb, dtype=np.float32) @ RGB_TO_YUV.T.astype(np.float32)).astype(np.float32)
 
 
 def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:

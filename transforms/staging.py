@@ -13,11 +13,7 @@ from PIL import Image
 
 from transforms import schema
 from transforms.bins import _LUT_HALF, _LUT_STEP, _lut_axis, gamut_bins, num_bins
-from transforms.colour import (
-    rgb8_lab_f,
-    rgb8_to_lab_planes,
-    rgb8_to_yuv_planes,
-)
+from transforms.colour import RGB_TO_YUV, rgb8_lab_f, rgb8_to_lab_planes
 from transforms.crop import fit_and_crop_image, thumbnail
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from transforms.fileio import PendingFile, row_ids_text, shard_uri
@@ -73,11 +69,6 @@ def quantize_l(l: np.ndarray) -> bytes:
 def quantize_ab(ab: np.ndarray) -> bytes:
     """ab -> int8 bytes (rounded, clipped to ±127)."""
     return np.clip(np.rint(ab), -127, 127).astype(np.int8).tobytes()
-
-
-def quantize_y(y: np.ndarray) -> bytes:
-    """Y in [0, 1] -> uint8 bytes (Y * 255, rounded)."""
-    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8).tobytes()
 
 
 def quantize_uv(uv: np.ndarray) -> bytes:
@@ -250,6 +241,24 @@ def lab_pixel_columns(f: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     )
 
 
+def yuv_byte_matrix() -> np.ndarray:
+    """The BT.601 matrix (3, 3) float64 from uint8 sRGB to the stored YUV units: Y * 255
+    and U, V * UV_SCALE (what yuv_pixel_columns rounds)."""
+    return RGB_TO_YUV * np.array([[255.0], [UV_SCALE], [UV_SCALE]]) / 255.0
+
+
+def yuv_pixel_columns(crops: np.ndarray) -> tuple[bytes, bytes]:
+    """The `--space yuv` l / ab bytes of N crops (N, size, size, 3) uint8: Y bytes
+    round(Y * 255) and UV bytes round(UV * UV_SCALE) clipped to +-127, interleaved, in one
+    compiled pass (lab_kernels.yuv_columns, the float64 maths rounded once)."""
+    from transforms import lab_kernels  # numba: imported by the jobs that stage
+
+    if crops.dtype != np.uint8:
+        raise TypeError(f"yuv_pixel_columns takes uint8 crops, not {crops.dtype}")
+    y, uv = lab_kernels.yuv_columns(np.ascontiguousarray(crops), yuv_byte_matrix())
+    return y.tobytes(), uv.tobytes()
+
+
 def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
     """The pixel columns (l, ab, hist, mean_chroma) of N crops (N, size, size, 3) uint8: one
     Lab conversion (colour.rgb8_lab_f, the uint8 fast path) and lab_pixel_columns of it, the
@@ -257,8 +266,7 @@ def _pixel_columns(crops: np.ndarray, cfg: StageConfig) -> dict[str, list]:
     n = len(crops)
     l_q, ab_q, hist, mean_chroma = lab_pixel_columns(rgb8_lab_f(crops), n)
     if cfg.space == "yuv":
-        y, u, v = rgb8_to_yuv_planes(crops)
-        lq, abq_bytes = quantize_y(y), quantize_pair(u, v, UV_SCALE)
+        lq, abq_bytes = yuv_pixel_columns(crops)
     elif cfg.space == "lab":
         lq, abq_bytes = l_q.tobytes(), ab_q.tobytes()
     else:
