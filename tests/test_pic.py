@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -28,6 +29,8 @@ from tests.helpers import gray_photo, smooth_colour_field
 from transforms.colour import rgb_to_lab
 
 TINY = {"channels": 8, "blocks": 2, "mix": 3}
+# staged from here: keys hash the URI, so the split is the same on every run (2 of 8 in val)
+PIC_SRC = "memory://pic-train-src"
 
 
 def _sigmoid(z: float) -> float:
@@ -233,9 +236,13 @@ def test_train_pic_from_staged_shards_and_evaluate_bits(tmp_path):
 
     one_thread()
     src = tmp_path / "src"
-    colour_images(src, 8, 40, 40, seed=500)
+    fs = fsspec.filesystem("memory")
+    for path in colour_images(src, 8, 40, 40, seed=500):  # evaluate reads these
+        fs.pipe_file(f"{PIC_SRC}/{path.name}", path.read_bytes())
     stage = tmp_path / "stage"
-    run_stage([f"{src}/*.png"], str(stage), "--size", "32", "--val-percent", "25")
+    run_stage([f"{PIC_SRC}/*.png"], str(stage), "--size", "32", "--val-percent", "25")
+    splits = [r["split"] for r in pq.read_table(str(stage / "shards")).to_pylist()]
+    assert splits.count("val") == 2, splits
     for head in ("ar", "factorised"):
         p = argparse.ArgumentParser()
         train.add_arguments(p)
