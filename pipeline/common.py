@@ -516,6 +516,7 @@ def _write_stats(
     outputs_written: int = 0,
     tables: list[tuple[str, object]] = (),
     files_per_table: dict[int, int] | None = None,
+    name: str = "stats.json",
 ) -> dict:
     """stats.json from ((outcome, resumed), count) pairs: `outcomes` counts every input under
     its outcome, whether this run or an earlier one (resumed) produced it, so a resumed run's
@@ -523,7 +524,8 @@ def _write_stats(
     `outputs_written`: how many files the job's writes ended with (WriteAccounting's side
     input, which makes stats.json wait for them), unused here. `tables`: (folder, schema) of
     the job's tables, `files_per_table`: how many files each (by index) was written in; one
-    written in none gets an empty part first."""
+    written in none gets an empty part first. `name`: the file written in out_dir (a job
+    with steps after its pipeline writes it under another name and publishes it last)."""
     outcomes: dict[str, int] = {}
     resumed = 0
     for (outcome, was_resumed), n in counts:
@@ -542,7 +544,7 @@ def _write_stats(
     for i, (folder, pa_schema) in enumerate(tables):
         if not (files_per_table or {}).get(i):
             write_table(join(folder, "part-empty.parquet"), [], pa_schema)
-    write_json(join(out_dir, "stats.json"), stats)  # last: the run is finished
+    write_json(join(out_dir, name), stats)  # last: the run is finished
     return stats
 
 
@@ -557,15 +559,23 @@ class WriteAccounting(beam.PTransform):
     ("not finished") rather than one beside missing outputs. `empty_tables`: (URIs a table's
     writer output, its folder, its schema) of the job's own tables: a table whose writer
     wrote no file (every input rejected) gets an empty part (part-empty.parquet) before
-    stats.json, so that readers always find one.
+    stats.json, so that readers always find one. `stats_name`: the stats file's name in
+    out_dir (evaluate's is published as stats.json after its report).
     """
 
     def __init__(
-        self, out_dir: str, job: str, extra: dict | None = None, after=(), empty_tables=()
+        self,
+        out_dir: str,
+        job: str,
+        extra: dict | None = None,
+        after=(),
+        empty_tables=(),
+        stats_name: str = "stats.json",
     ):
         super().__init__()
         self.out_dir, self.job, self.extra = out_dir, job, extra or {}
         self.after, self.empty_tables = list(after), list(empty_tables)
+        self.stats_name = stats_name
 
     def expand(self, outputs):
         written = [
@@ -609,6 +619,7 @@ class WriteAccounting(beam.PTransform):
                 beam.pvalue.AsSingleton(done),
                 tables,
                 files_per_table,
+                self.stats_name,
             )
         )
 

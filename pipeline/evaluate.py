@@ -4,8 +4,10 @@ MatchFiles -> Reshuffle -> decode ground truth (full resolution, or short side +
 --size) -> for each model: L at its render size -> RunInference -> compose with the true L ->
 metrics (transforms.metrics); the baselines "no colour" (a = b = 0) and "constant prior"
 (every pixel the annealed mean of the training prior) are always scored.
-Writes metrics/*.parquet (schema.METRICS_SCHEMA + cmf), stats.json, errors/, and then
-report.md / report.html / summary.json with plots (transforms.report).
+Writes metrics/*.parquet (schema.METRICS_SCHEMA + cmf), errors/, report.md / report.html /
+summary.json with plots (transforms.report), and last stats.json: the pipeline writes its
+stats as PENDING_STATS, published once the report (and --hints' sweep report) is written, so
+a reader that waits for stats.json finds the whole run.
 """
 
 from __future__ import annotations
@@ -52,7 +54,16 @@ from transforms.colour import rgb_to_lab
 from transforms.compose import Composer, compose, luminance
 from transforms.crop import STRIP_PIXELS, fit_and_crop
 from transforms.decode import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from transforms.fileio import clear_dirs, is_dir, join, read_bytes, read_json, read_table
+from transforms.fileio import (
+    clear_dirs,
+    is_dir,
+    join,
+    read_bytes,
+    read_json,
+    read_table,
+    remove,
+    write_json,
+)
 from transforms.filters import classify_tone
 from transforms.metrics import StripMetrics
 from transforms.report import (
@@ -72,6 +83,7 @@ log = logging.getLogger(__name__)
 JOB = "evaluate"
 NO_COLOUR, CONSTANT_PRIOR = "no colour", "constant prior"
 EVALUATED = "evaluated"
+PENDING_STATS = ".stats.json.pending"  # the pipeline's stats.json before the report is written
 MIN_SIZE = 32  # ground truth whose short side is smaller is filtered (as `stage` --min-size)
 CARRY_PIXELS = 4_000_000  # bigger truth waits in model batches without its pixels (for_batch)
 
@@ -480,7 +492,15 @@ def build(
         {"models": [s.label for s in specs]},
         after=[*written, metrics],
         empty_tables=[(metrics, metrics_dir, schema.METRICS_SCHEMA)],
+        stats_name=PENDING_STATS,
     )
+
+
+def publish_stats(output: str) -> None:
+    """The run's last file: the pipeline's stats (PENDING_STATS) as stats.json."""
+    pending = join(output, PENDING_STATS)
+    write_json(join(output, "stats.json"), read_json(pending))
+    remove(pending)
 
 
 def read_priors(uri: str) -> np.ndarray:
@@ -506,7 +526,7 @@ def stale_report_files(output: str, compare: str | None) -> list[str]:
     """The report files of an earlier run in `output`, which this run replaces (and which
     must not outlive it: a --no-report or failed rerun would leave them describing other
     data); summary.json stays while --compare reads it from this very folder."""
-    names = [REPORT_MD, REPORT_HTML, CMF_PNG, HIST_PNG, EXAMPLES_PNG, "stats.json"]
+    names = [REPORT_MD, REPORT_HTML, CMF_PNG, HIST_PNG, EXAMPLES_PNG, "stats.json", PENDING_STATS]
     keep = compare is not None and checks.same_file(compare, output)
     return names + ([] if keep else [SUMMARY_JSON])
 
@@ -593,8 +613,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict | None:
 def _run(
     args: argparse.Namespace, beam_args: list[str], patterns: list[str], total: int
 ) -> dict | None:
-    """Run the evaluate job on the inputs that match (`patterns`, `total` files), then write
-    the report."""
+    """Run the evaluate job on the inputs that match (`patterns`, `total` files), write the
+    report, then stats.json (publish_stats; a run whose report fails leaves none: unfinished)."""
     size = None if str(args.size).lower() == "full" else int(args.size)
     if patterns != list(args.inputs):
         args = argparse.Namespace(**{**vars(args), "inputs": patterns})
@@ -616,6 +636,7 @@ def _run(
         for model, t in hint_summary["targets"].items():
             log.info("%s: %s", model, json.dumps(t, default=str))
     if not checks.has_rows(join(args.output, "metrics")):  # (an empty table: WriteAccounting)
+        publish_stats(args.output)
         if not total:  # --allow-empty
             log.info("no input: empty tables, no report")
             return None
@@ -624,9 +645,10 @@ def _run(
             f"(see {join(args.output, 'errors')} and {join(args.output, 'filtered')})"
         )
     if args.no_report:
+        publish_stats(args.output)
         return None
     rows = read_table(join(args.output, "metrics")).to_pylist()
-    outcomes = read_json(join(args.output, "stats.json"))["outcomes"]
+    outcomes = read_json(join(args.output, PENDING_STATS))["outcomes"]
     meta = {
         "data": list(args.inputs),
         "images": len({r["key"] for r in rows}),
@@ -656,4 +678,5 @@ def _run(
         rows, examples, meta, args.output, args.compare, models=[s.label for s in specs]
     )
     log.info("report: %s", join(args.output, "report.html"))
+    publish_stats(args.output)
     return summary

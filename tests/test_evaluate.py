@@ -97,6 +97,42 @@ def test_stats_json_waits_for_the_metrics_and_hint_tables(setup, tmp_path, monke
     assert {"Metrics/Write", "HintMetrics/Write", "Accounting/Writeerrors/Write"} <= waits_for
 
 
+def test_stats_json_is_the_last_file_after_the_report(setup, tmp_path, monkeypatch):
+    """A reader that waits for stats.json finds the report: the pipeline's stats are published
+    after it; a run whose report fails leaves no stats.json (unfinished), and a rerun works."""
+    out = tmp_path / "out"
+    seen = {}
+    build_report = evaluate.build_report
+
+    def spy(rows, examples, meta, output, *a, **k):
+        seen["before"] = sorted(p.name for p in out.iterdir())
+        summary = build_report(rows, examples, meta, output, *a, **k)
+        seen["after"] = sorted(p.name for p in out.iterdir())
+        return summary
+
+    monkeypatch.setattr(evaluate, "build_report", spy)
+    args = _args(setup, out, "--size", "32")
+    evaluate.run(args, list(BEAM_ARGS))
+    assert evaluate.PENDING_STATS in seen["before"] and "stats.json" not in seen["before"]
+    assert "report.html" in seen["after"] and "stats.json" not in seen["after"]
+    left = {p.name for p in out.iterdir()}
+    assert "stats.json" in left and evaluate.PENDING_STATS not in left
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["outcomes"] == {"evaluated": N_IMAGES} and stats["job"] == "evaluate"
+
+    def broken(*a, **k):
+        raise RuntimeError("the report failed")
+
+    monkeypatch.setattr(evaluate, "build_report", broken)
+    with pytest.raises(RuntimeError, match="the report failed"):
+        evaluate.run(args, list(BEAM_ARGS))
+    assert not (out / "stats.json").exists()  # the earlier run's was cleared: unfinished
+    monkeypatch.setattr(evaluate, "build_report", build_report)
+    evaluate.run(args, list(BEAM_ARGS))
+    assert json.loads((out / "stats.json").read_text())["outcomes"] == stats["outcomes"]
+    assert not (out / evaluate.PENDING_STATS).exists()
+
+
 @pytest.fixture(scope="module")
 def crop_run(setup, full_run) -> tuple[Path, dict]:
     """--size 32, compared with the full run."""
